@@ -1,0 +1,123 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/facegate/facegate"
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Doc        string
+	Deps       []string
+	CgoFiles   []string
+	GoFiles    []string
+	Name       string
+}
+
+// list runs `go list -deps=false -json` over the whole module.
+func list(t *testing.T, env ...string) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func repoRoot(t *testing.T) string {
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		t.Fatalf("repo root not found from %s", dir)
+	}
+	return dir
+}
+
+// forbidden maps a package prefix to imports it must never reach, directly
+// or through its dependencies.
+var forbidden = map[string][]string{
+	module + "/capture": {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon"},
+	module + "/enroll":  {"github.com/wamuir/graft", module + "/infer", module + "/daemon"},
+}
+
+// allowed lists pure-Go subpackages of forbidden trees.
+var allowed = map[string]bool{module + "/infer/manifest": true}
+
+func TestDependencies(t *testing.T) {
+	for _, p := range list(t) {
+		for prefix, bans := range forbidden {
+			if p.ImportPath != prefix && !strings.HasPrefix(p.ImportPath, prefix+"/") {
+				continue
+			}
+			for _, d := range p.Deps {
+				if allowed[d] {
+					continue
+				}
+				for _, ban := range bans {
+					if d == ban || strings.HasPrefix(d, ban+"/") {
+						t.Errorf("%s depends on %s (forbidden: %s must not reach %s)", p.ImportPath, d, prefix, ban)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCgoOnlyInInfer: only infer/ has cgo files, and everything outside infer
+// and the binaries that wire it builds with CGO_ENABLED=0.
+func TestCgoOnlyInInfer(t *testing.T) {
+	for _, p := range list(t) {
+		if len(p.CgoFiles) > 0 && !strings.HasPrefix(p.ImportPath, module+"/infer") {
+			t.Errorf("%s has cgo files %v; cgo belongs in infer/", p.ImportPath, p.CgoFiles)
+		}
+	}
+	for _, prefix := range []string{"capture", "enroll", "infer/manifest"} {
+		dir := filepath.Join(repoRoot(t), prefix)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		cmd := exec.Command("go", "build", "./"+prefix+"/...")
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s does not build without cgo: %v\n%s", prefix, err, out)
+		}
+	}
+}
+
+// TestPackageDocs: every package has a doc.go with a package comment.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range list(t) {
+		if _, err := os.Stat(filepath.Join(p.Dir, "doc.go")); err != nil {
+			t.Errorf("%s has no doc.go", p.ImportPath)
+		}
+		if p.Name != "main" && !strings.HasPrefix(p.Doc, "Package "+p.Name+" ") {
+			t.Errorf("%s: package comment %q does not start with %q", p.ImportPath, p.Doc, "Package "+p.Name)
+		}
+	}
+}
