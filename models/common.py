@@ -114,6 +114,13 @@ def save_model(module, out_dir: os.PathLike | str, signatures: dict[str, Callabl
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         manifest = dict(manifest)
         manifest["signatures"] = signature_specs(tmp, list(signatures))
+        if hasattr(module, "head_w") and hasattr(module, "head_b"):
+            # The Siamese head p = sigmoid(w*d + b), so Go can score without
+            # a graph call; the verify signature computes the same.
+            manifest.setdefault("head", {})
+            manifest["head"].update({"weight": float(module.head_w.numpy()[0, 0]),
+                                     "bias": float(module.head_b.numpy()[0])})
+            manifest["head"].setdefault("fitted_on", "default (not fitted)")
         write_manifest(tmp, manifest)
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the daemon's user must read it
         if out.exists():

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,6 +67,10 @@ type Manifest struct {
 	// EmbeddingDim and Metric apply to embedders and Siamese models.
 	EmbeddingDim int    `json:"embedding_dim,omitempty"`
 	Metric       Metric `json:"metric,omitempty"`
+	// Head is a Siamese model's verify head: p(match) = sigmoid(Weight*d + Bias)
+	// on the metric distance d. The graph's verify signature computes the
+	// same; Go uses it to score 1:N without a graph call per pair.
+	Head *Head `json:"head,omitempty"`
 	// Thresholds are calibrated decision thresholds by target false-match rate.
 	Thresholds []Threshold `json:"thresholds,omitempty"`
 	// Alignment is the template an embedder's input crops are made with.
@@ -77,6 +82,18 @@ type Manifest struct {
 	WeightsSHA256 string     `json:"weights_sha256"`
 	License       string     `json:"license"`
 	Provenance    Provenance `json:"provenance"`
+}
+
+// Head is the logistic head of a Siamese model.
+type Head struct {
+	Weight   float64 `json:"weight"`
+	Bias     float64 `json:"bias"`
+	FittedOn string  `json:"fitted_on"` // data set it was fitted on, or "default (not fitted)"
+}
+
+// Probability is the head's match probability for distance d.
+func (h Head) Probability(d float64) float64 {
+	return 1 / (1 + math.Exp(-(h.Weight*d + h.Bias)))
 }
 
 // SignatureSpec names a signature's input and output tensors (by the keys of
@@ -273,6 +290,9 @@ func (m *Manifest) Check() error {
 		}
 		if m.Alignment == nil {
 			bad("an %s needs an alignment template", m.Task)
+		}
+		if m.Task == TaskSiamese && m.Head == nil {
+			bad("a siamese model needs its head (weight, bias)")
 		}
 	case TaskDetector:
 		if m.Detector == nil {

@@ -21,6 +21,7 @@ func valid() *Manifest {
 		Input:        InputSpec{Signature: "embed", Tensor: "images", Height: 150, Width: 150, Channels: 3, PixelFormat: "RGB", Range: [2]float64{0, 255}},
 		EmbeddingDim: 128, Metric: MetricEuclidean,
 		Alignment: &Alignment{Size: 150, Padding: 0.25, Points: [][2]float64{{50, 60}, {100, 60}}, PointKeys: []string{"right_eye", "left_eye"}},
+		Head:      &Head{Weight: -10, Bias: 6, FittedOn: "test"},
 		Weights:   WeightsPretrained, WeightsSHA256: strings.Repeat("ab", 32), License: "CC0-1.0",
 	}
 }
@@ -50,6 +51,7 @@ func TestCheck(t *testing.T) {
 		{"weights", func(m *Manifest) { m.Weights = "imagenet" }, `weights "imagenet"`},
 		{"sha", func(m *Manifest) { m.WeightsSHA256 = "abc" }, "weights_sha256"},
 		{"license", func(m *Manifest) { m.License = "" }, "license is empty"},
+		{"head", func(m *Manifest) { m.Head = nil }, "needs its head"},
 		{"detector", func(m *Manifest) { m.Task = TaskDetector }, "detector section"},
 	}
 	for _, c := range cases {

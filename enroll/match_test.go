@@ -1,0 +1,213 @@
+package enroll
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/facegate/facegate/infer/manifest"
+)
+
+func unit(rng *rand.Rand, dim int) []float32 {
+	v := make([]float32, dim)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	Normalize(v)
+	return v
+}
+
+// near returns a unit vector at cosine similarity about 1-eps from v.
+func near(rng *rand.Rand, v []float32, eps float64) []float32 {
+	n := unit(rng, len(v))
+	out := make([]float32, len(v))
+	for i := range v {
+		out[i] = v[i] + float32(eps)*n[i]
+	}
+	Normalize(out)
+	return out
+}
+
+func TestCompareMatchesDefinitions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sc := Scorer{Metric: manifest.MetricEuclidean, Dim: 128, Head: &manifest.Head{Weight: -10, Bias: 6}}
+	a, b := unit(rng, 128), unit(rng, 128)
+	s := sc.Compare(a, b)
+	var d2, cos float64
+	for i := range a {
+		d2 += float64(a[i]-b[i]) * float64(a[i]-b[i])
+		cos += float64(a[i]) * float64(b[i])
+	}
+	if math.Abs(s.Distance-math.Sqrt(d2)) > 1e-5 || math.Abs(s.Similarity-cos) > 1e-5 {
+		t.Fatalf("score %+v, want distance %v cosine %v", s, math.Sqrt(d2), cos)
+	}
+	if want := 1 / (1 + math.Exp(-(-10*s.Distance + 6))); math.Abs(s.Probability-want) > 1e-12 {
+		t.Fatalf("probability %v, want %v", s.Probability, want)
+	}
+	if self := sc.Compare(a, a); self.Distance > 1e-3 || math.Abs(self.Similarity-1) > 1e-6 {
+		t.Fatalf("self score %+v", self)
+	}
+	if !math.IsNaN((Scorer{Metric: manifest.MetricCosine, Dim: 128}).Compare(a, b).Probability) {
+		t.Fatal("probability without a head should be NaN")
+	}
+}
+
+func TestAccepts(t *testing.T) {
+	s := Score{Distance: 0.5, Similarity: 0.875, Probability: 0.9}
+	cases := []struct {
+		th   manifest.Threshold
+		want bool
+	}{
+		{manifest.Threshold{Score: "euclidean", Value: 0.6}, true},
+		{manifest.Threshold{Score: "euclidean", Value: 0.4}, false},
+		{manifest.Threshold{Score: "euclidean", Value: 0.5}, true},
+		{manifest.Threshold{Score: "cosine", Value: 0.8}, true},
+		{manifest.Threshold{Score: "cosine", Value: 0.9}, false},
+		{manifest.Threshold{Score: "probability", Value: 0.95}, false},
+		{manifest.Threshold{Score: "probability", Value: 0.5}, true},
+	}
+	for _, c := range cases {
+		if got := Accepts(s, c.th); got != c.want {
+			t.Errorf("Accepts(%+v, %+v) = %v", s, c.th, got)
+		}
+	}
+}
+
+func TestIdentifyAndVerify(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 64})
+	centres := map[string][]float32{}
+	for _, id := range []string{"ada", "bob", "cyd", "dee"} {
+		c := unit(rng, 64)
+		centres[id] = c
+		if err := m.Put(id, id, [][]float32{near(rng, c, 0.2), near(rng, c, 0.2), near(rng, c, 0.2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, c := range centres {
+		probe := near(rng, c, 0.2)
+		res, err := m.Identify(probe, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Best.ID != id || res.Second == nil || res.Second.ID == id || res.Margin <= 0 || len(res.Ranked) != 3 {
+			t.Fatalf("probe of %s: %+v", id, res)
+		}
+		if res.Margin != res.Second.Score.Distance-res.Best.Score.Distance {
+			t.Fatalf("margin %v", res.Margin)
+		}
+		v, err := m.Verify(id, probe)
+		if err != nil || v.Score.Distance != res.Best.Score.Distance {
+			t.Fatalf("Verify(%s) = %+v, %v; Identify best %+v", id, v, err, res.Best)
+		}
+		other := "ada"
+		if id == "ada" {
+			other = "bob"
+		}
+		w, _ := m.Verify(other, probe)
+		if w.Score.Distance <= v.Score.Distance {
+			t.Fatalf("impostor %s closer (%v) than genuine %s (%v)", other, w.Score.Distance, id, v.Score.Distance)
+		}
+	}
+}
+
+func TestMeanTemplateCanWin(t *testing.T) {
+	m := NewMatcher(Scorer{Metric: manifest.MetricCosine, Dim: 2})
+	// Two templates at ±45°; a probe at 0° is closest to their mean.
+	s := float32(math.Sqrt2 / 2)
+	if err := m.Put("p", "", [][]float32{{s, s}, {s, -s}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Verify("p", []float32{1, 0})
+	if err != nil || r.Via != "mean" || math.Abs(r.Score.Similarity-1) > 1e-6 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	r, _ = m.Verify("p", []float32{s, s})
+	if r.Via != "template 0" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 3})
+	if _, err := m.Identify([]float32{1, 0, 0}, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty gallery: %v", err)
+	}
+	for name, e := range map[string][]float32{
+		"short":      {1, 0},
+		"nan":        {float32(math.NaN()), 0, 0},
+		"not normed": {1, 1, 0},
+	} {
+		if err := m.Put("x", "", [][]float32{e}); !errors.Is(err, ErrEmbedding) {
+			t.Errorf("Put %s: %v", name, err)
+		}
+		if _, err := m.Verify("x", e); !errors.Is(err, ErrEmbedding) {
+			t.Errorf("Verify %s: %v", name, err)
+		}
+	}
+	if err := m.Put("x", "", nil); err == nil {
+		t.Error("Put without templates accepted")
+	}
+	if _, err := m.Verify("nobody", []float32{1, 0, 0}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown subject: %v", err)
+	}
+	if err := m.Delete("nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete unknown: %v", err)
+	}
+}
+
+func TestDeleteErasesTemplates(t *testing.T) {
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 2})
+	tmpl := []float32{1, 0}
+	if err := m.Put("a", "", [][]float32{tmpl}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Get("a")
+	stored := p.Templates[0]
+	if err := m.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if stored[0] != 0 || m.Len() != 0 || len(m.IDs()) != 0 {
+		t.Fatalf("after delete: template %v, len %d, ids %v", stored, m.Len(), m.IDs())
+	}
+	if tmpl[0] != 1 {
+		t.Fatal("Put did not copy the caller's template")
+	}
+}
+
+func BenchmarkIdentify(b *testing.B) {
+	for _, c := range []struct {
+		people, dim int
+	}{{1000, 128}, {10000, 128}, {1000, 2048}} {
+		rng := rand.New(rand.NewPCG(5, 6))
+		m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: c.dim})
+		for i := range c.people {
+			m.Put(string(rune('a'+i%26))+string(rune(i)), "", [][]float32{unit(rng, c.dim)})
+		}
+		probe := unit(rng, c.dim)
+		b.Run(fmtCase(c.people, c.dim), func(b *testing.B) {
+			b.SetBytes(int64(c.people * c.dim * 4 * 2)) // template + mean per person
+			for b.Loop() {
+				if _, err := m.Identify(probe, 5); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func fmtCase(people, dim int) string {
+	return "people=" + itoa(people) + "/dim=" + itoa(dim)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
