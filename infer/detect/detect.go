@@ -204,30 +204,37 @@ func WeightedNMS(cands []Detection, iou float64) []Detection {
 }
 
 // Letterbox maps between an image of w x h pixels and the square model input
-// of size pixels the image is scaled into, centred with padding, aspect kept.
+// of size pixels the image is scaled into: resized to a whole number of
+// pixels with its aspect kept, centred, the rest padded.
 type Letterbox struct {
-	Scale      float64 // input pixels per image pixel
-	PadX, PadY float64 // input pixels of padding before the image
+	ScaleX, ScaleY float64 // input pixels per image pixel
+	PadX, PadY     int     // input pixels of padding before the image
+	W, H           int     // the scaled image inside the input
 }
 
 // NewLetterbox fits a w x h image into a size x size input.
 func NewLetterbox(w, h, size int) Letterbox {
-	scale := float64(size) / float64(max(w, h))
+	scale := float64(size) / float64(max(w, h, 1))
+	sw := min(size, max(1, int(math.Round(scale*float64(w)))))
+	sh := min(size, max(1, int(math.Round(scale*float64(h)))))
 	return Letterbox{
-		Scale: scale,
-		PadX:  (float64(size) - scale*float64(w)) / 2,
-		PadY:  (float64(size) - scale*float64(h)) / 2,
+		ScaleX: float64(sw) / float64(max(w, 1)),
+		ScaleY: float64(sh) / float64(max(h, 1)),
+		PadX:   (size - sw) / 2,
+		PadY:   (size - sh) / 2,
+		W:      sw,
+		H:      sh,
 	}
 }
 
 // ToImage maps a point in input pixels back to image pixels.
 func (l Letterbox) ToImage(p Point) Point {
-	return Point{X: (p.X - l.PadX) / l.Scale, Y: (p.Y - l.PadY) / l.Scale}
+	return Point{X: (p.X - float64(l.PadX)) / l.ScaleX, Y: (p.Y - float64(l.PadY)) / l.ScaleY}
 }
 
 // ToInput maps a point in image pixels to input pixels.
 func (l Letterbox) ToInput(p Point) Point {
-	return Point{X: p.X*l.Scale + l.PadX, Y: p.Y*l.Scale + l.PadY}
+	return Point{X: p.X*l.ScaleX + float64(l.PadX), Y: p.Y*l.ScaleY + float64(l.PadY)}
 }
 
 // MapToImage maps a detection from input pixels to image pixels.

@@ -89,7 +89,7 @@ func TestLetterboxRoundTrip(t *testing.T) {
 		}
 		// The image's corners land inside the input, centred.
 		tl, br := l.ToInput(Point{0, 0}), l.ToInput(Point{float64(c.w), float64(c.h)})
-		if tl.X < -1e-9 || tl.Y < -1e-9 || br.X > 128+1e-9 || br.Y > 128+1e-9 || math.Abs(tl.X-(128-br.X)) > 1e-9 {
+		if tl.X < -1e-9 || tl.Y < -1e-9 || br.X > 128+1e-9 || br.Y > 128+1e-9 || math.Abs(tl.X-(128-br.X)) > 1 || br.X-tl.X != float64(l.W) {
 			t.Fatalf("%dx%d: corners %v %v", c.w, c.h, tl, br)
 		}
 	}

@@ -1,0 +1,287 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// EnvPrefix prefixes every configuration variable.
+const EnvPrefix = "FACEGATE"
+
+// Config is facegate's whole configuration, read from FACEGATE_* environment
+// variables (systemd: EnvironmentFile=/etc/default/facegate). Secrets are
+// never values here: only paths of files or systemd credentials that hold
+// them. `facegate config` prints the effective values.
+type Config struct {
+	// DeviceID names this gate in MQTT topics and events.
+	DeviceID string `envconfig:"DEVICE_ID" desc:"gate id used in MQTT topics (default: the host name)"`
+	// StateDir holds the gallery database and the event outbox.
+	StateDir string `envconfig:"STATE_DIR" default:"/var/lib/facegate" desc:"state directory (systemd StateDirectory=)"`
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+
+	// The sections are embedded so envconfig keeps the FACEGATE_ prefix
+	// without the section's name.
+	ModelsConfig
+	CameraConfig
+	DecideConfig
+	QualityConfig
+	MQTTConfig
+	KeysConfig
+}
+
+// ModelsConfig selects the models and how TensorFlow runs them.
+type ModelsConfig struct {
+	Dir            string  `envconfig:"MODELS_DIR" default:"/usr/share/facegate/models" desc:"folder of exported models"`
+	Detector       string  `envconfig:"DETECTOR" default:"blazeface-short" desc:"detector model name (blazeface-short for close faces, blazeface-full for far ones)"`
+	Embedder       string  `envconfig:"EMBEDDER" default:"dlib-resnet-v1" desc:"embedding model name"`
+	AllowUntrained bool    `envconfig:"ALLOW_UNTRAINED" default:"false" desc:"allow decisions with untrained (random) weights: never on a real door"`
+	IntraOpThreads int     `envconfig:"TF_INTRA_OP_THREADS" default:"0" desc:"TensorFlow intra-op threads (0 = one per core)"`
+	InterOpThreads int     `envconfig:"TF_INTER_OP_THREADS" default:"1" desc:"TensorFlow inter-op threads"`
+	GPUDevices     string  `envconfig:"GPU_DEVICES" desc:"visible GPU ids, e.g. 0 (empty: all)"`
+	GPUMemFraction float64 `envconfig:"GPU_MEMORY_FRACTION" default:"0" desc:"cap on each GPU's memory share (0 = no cap)"`
+	GPUAllowGrowth bool    `envconfig:"GPU_ALLOW_GROWTH" default:"true" desc:"allocate GPU memory as needed"`
+}
+
+// CameraConfig is the frame source.
+type CameraConfig struct {
+	Source string `envconfig:"CAMERA" default:"/dev/video0" desc:"V4L2 device, image folder, .mjpeg file or video file"`
+	Format string `envconfig:"CAMERA_FORMAT" default:"auto" desc:"MJPEG, YUYV or auto"`
+	Width  int    `envconfig:"CAMERA_WIDTH" default:"1280" desc:"largest frame width wanted"`
+	Height int    `envconfig:"CAMERA_HEIGHT" default:"720" desc:"largest frame height wanted"`
+	FPS    int    `envconfig:"CAMERA_FPS" default:"15" desc:"frames per second wanted (files: pacing)"`
+	Loop   bool   `envconfig:"CAMERA_LOOP" default:"false" desc:"loop file sources (demos)"`
+}
+
+// DecideConfig governs decisions.
+type DecideConfig struct {
+	// TargetFMR picks the threshold calibrated for this false-match rate
+	// from the embedder's manifest.
+	TargetFMR       float64       `envconfig:"TARGET_FMR" default:"0.001" desc:"target false-match rate; its calibrated threshold must be in the model manifest"`
+	Mode            string        `envconfig:"MODE" default:"1:N" desc:"1:N (identify anyone enrolled) or 1:1 (only verify claims)"`
+	AgreeN          int           `envconfig:"AGREE_N" default:"2" desc:"frames that must agree on a subject ..."`
+	AgreeM          int           `envconfig:"AGREE_M" default:"3" desc:"... out of the last M frames with a face"`
+	Cooldown        time.Duration `envconfig:"COOLDOWN" default:"10s" desc:"one event per subject per cooldown"`
+	ClaimTimeout    time.Duration `envconfig:"CLAIM_TIMEOUT" default:"10s" desc:"how long a 1:1 claim waits for a good face"`
+	UnknownInterval time.Duration `envconfig:"UNKNOWN_INTERVAL" default:"30s" desc:"at most one unknown event per interval"`
+	IncludeImage    bool          `envconfig:"EVENT_IMAGE" default:"false" desc:"attach the face crop to events (privacy: off by default)"`
+}
+
+// QualityConfig sets the quality gate a face must pass before matching.
+type QualityConfig struct {
+	MinInterOcular float64 `envconfig:"QUALITY_MIN_IOD" default:"30" desc:"minimum inter-ocular distance in pixels"`
+	MinSharpness   float64 `envconfig:"QUALITY_MIN_SHARPNESS" default:"20" desc:"minimum variance of the Laplacian of the aligned chip"`
+	MaxYaw         float64 `envconfig:"QUALITY_MAX_YAW" default:"35" desc:"maximum |yaw| in degrees"`
+	MaxPitch       float64 `envconfig:"QUALITY_MAX_PITCH" default:"30" desc:"maximum |pitch| in degrees"`
+	MaxRoll        float64 `envconfig:"QUALITY_MAX_ROLL" default:"30" desc:"maximum |roll| in degrees"`
+}
+
+// MQTTConfig is the broker connection.
+type MQTTConfig struct {
+	URL           string        `envconfig:"MQTT_URL" default:"tcp://127.0.0.1:1883" desc:"broker URL (tcp://, ssl://, ws://, wss://)"`
+	Prefix        string        `envconfig:"MQTT_PREFIX" default:"facegate" desc:"topic prefix: PREFIX/DEVICE_ID/..."`
+	Username      string        `envconfig:"MQTT_USERNAME" desc:"broker user name"`
+	PasswordFile  string        `envconfig:"MQTT_PASSWORD_FILE" desc:"file (or systemd credential name) holding the broker password"`
+	CAFile        string        `envconfig:"MQTT_CA_FILE" desc:"CA bundle for TLS"`
+	CertFile      string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate for TLS"`
+	KeyFile       string        `envconfig:"MQTT_KEY_FILE" desc:"client key for TLS (file or systemd credential name)"`
+	Embedded      bool          `envconfig:"MQTT_EMBEDDED" default:"false" desc:"run an embedded broker: the device is the broker"`
+	EmbeddedAddr  string        `envconfig:"MQTT_EMBEDDED_ADDR" default:"127.0.0.1:1883" desc:"embedded broker listen address"`
+	StatsInterval time.Duration `envconfig:"STATS_INTERVAL" default:"60s" desc:"how often stats are published"`
+	OutboxBytes   int64         `envconfig:"OUTBOX_MAX_BYTES" default:"67108864" desc:"bound on undelivered events kept on disk"`
+	Discovery     bool          `envconfig:"HA_DISCOVERY" default:"true" desc:"publish Home Assistant discovery messages"`
+}
+
+// KeysConfig locates secrets. Values are file paths or systemd credential
+// names (resolved in $CREDENTIALS_DIRECTORY), never the secrets themselves.
+type KeysConfig struct {
+	EnrollKeys string `envconfig:"ENROLL_KEYS" default:"enroll-keys" desc:"HMAC key ring for enrollment requests (file or credential name)"`
+	GalleryKey string `envconfig:"GALLERY_KEY" default:"gallery-key" desc:"AES-256 key encrypting templates at rest (file or credential name)"`
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// LoadConfig reads the configuration from the environment and validates it.
+func LoadConfig() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(EnvPrefix, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if c.DeviceID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("%w: FACEGATE_DEVICE_ID unset and no host name: %v", ErrConfig, err)
+		}
+		c.DeviceID = h
+	}
+	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" && os.Getenv(EnvPrefix+"_STATE_DIR") == "" {
+		c.StateDir = strings.Split(sd, ":")[0]
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every value before anything opens; each problem names its
+// variable.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(v, format string, args ...any) {
+		errs = append(errs, EnvPrefix+"_"+v+": "+fmt.Sprintf(format, args...))
+	}
+	if !validTopicLevel(c.DeviceID) {
+		bad("DEVICE_ID", "%q must be non-empty and free of '/', '+', '#' and spaces", c.DeviceID)
+	}
+	for _, p := range strings.Split(c.MQTTConfig.Prefix, "/") {
+		if !validTopicLevel(p) {
+			bad("MQTT_PREFIX", "%q: each level must be non-empty and free of '+', '#' and spaces", c.MQTTConfig.Prefix)
+			break
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.StateDir == "" {
+		bad("STATE_DIR", "empty")
+	}
+	if c.ModelsConfig.Dir == "" || c.ModelsConfig.Detector == "" || c.ModelsConfig.Embedder == "" {
+		bad("MODELS_DIR", "models dir, detector and embedder must all be set")
+	}
+	if c.ModelsConfig.IntraOpThreads < 0 || c.ModelsConfig.IntraOpThreads > 256 {
+		bad("TF_INTRA_OP_THREADS", "%d not in 0..256", c.ModelsConfig.IntraOpThreads)
+	}
+	if c.ModelsConfig.InterOpThreads < 0 || c.ModelsConfig.InterOpThreads > 256 {
+		bad("TF_INTER_OP_THREADS", "%d not in 0..256", c.ModelsConfig.InterOpThreads)
+	}
+	if c.ModelsConfig.GPUMemFraction < 0 || c.ModelsConfig.GPUMemFraction > 1 {
+		bad("GPU_MEMORY_FRACTION", "%g not in [0,1]", c.ModelsConfig.GPUMemFraction)
+	}
+	switch strings.ToUpper(c.CameraConfig.Format) {
+	case "AUTO", "MJPEG", "YUYV":
+	default:
+		bad("CAMERA_FORMAT", "%q is not MJPEG, YUYV or auto", c.CameraConfig.Format)
+	}
+	if c.CameraConfig.Source == "" {
+		bad("CAMERA", "empty")
+	}
+	if c.CameraConfig.Width < 16 || c.CameraConfig.Width > 8192 || c.CameraConfig.Height < 16 || c.CameraConfig.Height > 8192 {
+		bad("CAMERA_WIDTH", "size %dx%d not within 16..8192", c.CameraConfig.Width, c.CameraConfig.Height)
+	}
+	if c.CameraConfig.FPS < 0 || c.CameraConfig.FPS > 240 {
+		bad("CAMERA_FPS", "%d not in 0..240 (0 = as fast as possible)", c.CameraConfig.FPS)
+	}
+	if !(c.DecideConfig.TargetFMR > 0 && c.DecideConfig.TargetFMR < 1) {
+		bad("TARGET_FMR", "%g not in (0,1)", c.DecideConfig.TargetFMR)
+	}
+	if c.DecideConfig.Mode != "1:N" && c.DecideConfig.Mode != "1:1" {
+		bad("MODE", "%q is not 1:N or 1:1", c.DecideConfig.Mode)
+	}
+	if c.DecideConfig.AgreeM < 1 || c.DecideConfig.AgreeM > 100 {
+		bad("AGREE_M", "%d not in 1..100", c.DecideConfig.AgreeM)
+	}
+	if c.DecideConfig.AgreeN < 1 || c.DecideConfig.AgreeN > c.DecideConfig.AgreeM {
+		bad("AGREE_N", "%d not in 1..AGREE_M (%d)", c.DecideConfig.AgreeN, c.DecideConfig.AgreeM)
+	}
+	for name, d := range map[string]time.Duration{"COOLDOWN": c.DecideConfig.Cooldown, "CLAIM_TIMEOUT": c.DecideConfig.ClaimTimeout, "UNKNOWN_INTERVAL": c.DecideConfig.UnknownInterval} {
+		if d < 0 || d > 24*time.Hour {
+			bad(name, "%s not in 0..24h", d)
+		}
+	}
+	if c.DecideConfig.ClaimTimeout == 0 {
+		bad("CLAIM_TIMEOUT", "must be positive")
+	}
+	if c.QualityConfig.MinInterOcular < 0 || c.QualityConfig.MinSharpness < 0 {
+		bad("QUALITY_MIN_IOD", "quality minimums must not be negative")
+	}
+	for name, v := range map[string]float64{"QUALITY_MAX_YAW": c.QualityConfig.MaxYaw, "QUALITY_MAX_PITCH": c.QualityConfig.MaxPitch, "QUALITY_MAX_ROLL": c.QualityConfig.MaxRoll} {
+		if v <= 0 || v > 90 {
+			bad(name, "%g not in (0,90]", v)
+		}
+	}
+	if u, err := url.Parse(c.MQTTConfig.URL); err != nil || u.Host == "" {
+		bad("MQTT_URL", "%q is not a broker URL like tcp://host:1883", redactURL(c.MQTTConfig.URL))
+	} else {
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		default:
+			bad("MQTT_URL", "scheme %q is not tcp, ssl, ws or wss", u.Scheme)
+		}
+		if u.User != nil {
+			if _, has := u.User.Password(); has {
+				bad("MQTT_URL", "must not carry a password; use FACEGATE_MQTT_PASSWORD_FILE")
+			}
+		}
+	}
+	if (c.MQTTConfig.CertFile == "") != (c.MQTTConfig.KeyFile == "") {
+		bad("MQTT_CERT_FILE", "client certificate and FACEGATE_MQTT_KEY_FILE go together")
+	}
+	if c.MQTTConfig.StatsInterval < time.Second {
+		bad("STATS_INTERVAL", "%s is shorter than 1s", c.MQTTConfig.StatsInterval)
+	}
+	if c.MQTTConfig.OutboxBytes < 1<<16 {
+		bad("OUTBOX_MAX_BYTES", "%d is below 65536", c.MQTTConfig.OutboxBytes)
+	}
+	if c.KeysConfig.EnrollKeys == "" || c.KeysConfig.GalleryKey == "" {
+		bad("GALLERY_KEY", "key locations must be set")
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+func validTopicLevel(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "/+#  \t\n\x00")
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// Print writes the effective configuration, one variable a line, with
+// secrets redacted (there should be none: secrets live in files, but a URL
+// with a password is masked all the same).
+func (c *Config) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tMEANING")
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f, fv := t.Field(i), v.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(fv)
+				continue
+			}
+			name := EnvPrefix + "_" + f.Tag.Get("envconfig")
+			val := fmt.Sprint(fv.Interface())
+			if strings.Contains(strings.ToLower(name), "password") && !strings.HasSuffix(name, "_FILE") {
+				val = "[redacted]"
+			}
+			if name == EnvPrefix+"_MQTT_URL" {
+				val = redactURL(val)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", name, val, f.Tag.Get("desc"))
+		}
+	}
+	walk(reflect.ValueOf(*c))
+	return tw.Flush()
+}

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func setenv(t *testing.T, kv map[string]string) {
+	for k, v := range kv {
+		t.Setenv(k, v)
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1"})
+	c, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeviceID != "door-1" || c.ModelsConfig.Embedder != "dlib-resnet-v1" || c.DecideConfig.TargetFMR != 1e-3 || c.MQTTConfig.URL != "tcp://127.0.0.1:1883" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	t.Setenv("FACEGATE_TARGET_FMR", "0.0001")
+	t.Setenv("FACEGATE_CAMERA", "/dev/video2")
+	t.Setenv("STATE_DIRECTORY", "/var/lib/facegate-x")
+	c, err = LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DecideConfig.TargetFMR != 1e-4 || c.CameraConfig.Source != "/dev/video2" || c.StateDir != "/var/lib/facegate-x" {
+		t.Fatalf("overrides: %+v", c)
+	}
+}
+
+func TestValidateNamesTheVariable(t *testing.T) {
+	cases := map[string][2]string{
+		"FACEGATE_DEVICE_ID":           {"door/1", "FACEGATE_DEVICE_ID"},
+		"FACEGATE_TARGET_FMR":          {"2", "FACEGATE_TARGET_FMR"},
+		"FACEGATE_MODE":                {"2:N", "FACEGATE_MODE"},
+		"FACEGATE_AGREE_N":             {"5", "FACEGATE_AGREE_N"},
+		"FACEGATE_CAMERA_FORMAT":       {"H264", "FACEGATE_CAMERA_FORMAT"},
+		"FACEGATE_MQTT_URL":            {"tcp://user:secret@host:1883", "FACEGATE_MQTT_URL"},
+		"FACEGATE_MQTT_PREFIX":         {"a/+/b", "FACEGATE_MQTT_PREFIX"},
+		"FACEGATE_GPU_MEMORY_FRACTION": {"1.5", "FACEGATE_GPU_MEMORY_FRACTION"},
+		"FACEGATE_LOG_LEVEL":           {"loud", "FACEGATE_LOG_LEVEL"},
+		"FACEGATE_QUALITY_MAX_YAW":     {"0", "FACEGATE_QUALITY_MAX_YAW"},
+		"FACEGATE_STATS_INTERVAL":      {"10ms", "FACEGATE_STATS_INTERVAL"},
+	}
+	for env, c := range cases {
+		t.Run(env, func(t *testing.T) {
+			setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", env: c[0]})
+			_, err := LoadConfig()
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c[1]) {
+				t.Fatalf("err = %v, want ErrConfig naming %s", err, c[1])
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error leaks a secret: %v", err)
+			}
+		})
+	}
+	t.Setenv("FACEGATE_DEVICE_ID", "door-1")
+	t.Setenv("FACEGATE_COOLDOWN", "soon")
+	if _, err := LoadConfig(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "COOLDOWN") {
+		t.Fatalf("unparsable duration: %v", err)
+	}
+}
+
+func TestPrintListsEveryVariable(t *testing.T) {
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1"})
+	c, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := c.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"FACEGATE_DEVICE_ID", "FACEGATE_MODELS_DIR", "FACEGATE_TARGET_FMR", "FACEGATE_MQTT_URL", "FACEGATE_MQTT_PASSWORD_FILE", "FACEGATE_GALLERY_KEY", "FACEGATE_CAMERA_FORMAT", "FACEGATE_QUALITY_MIN_IOD"} {
+		if !strings.Contains(b.String(), v+" ") {
+			t.Errorf("Print lacks %s:\n%s", v, b.String())
+		}
+	}
+	c.MQTTConfig.URL = "tcp://u:hunter2@broker:1883"
+	b.Reset()
+	c.Print(&b)
+	if strings.Contains(b.String(), "hunter2") {
+		t.Fatalf("Print shows a password:\n%s", b.String())
+	}
+}
