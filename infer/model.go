@@ -275,10 +275,9 @@ func (m *Model) Close() error {
 	return nil
 }
 
-// RunFloat32 runs signature sig with float32 inputs (all with the same batch
-// size) and returns the named outputs (all of the signature's outputs when
-// none are named). Batches larger than Options.MaxBatch are split and the
-// outputs concatenated, so the result does not depend on MaxBatch.
+// RunFloat32 runs signature sig with float32 inputs and returns the named outputs (all of the signature's outputs when
+// none are named). A single input larger than Options.MaxBatch rows is split
+// and the outputs concatenated, so the result does not depend on MaxBatch.
 func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs ...string) (map[string]Float32Batch, error) {
 	if m.saved == nil {
 		return nil, fmt.Errorf("%w: %s is closed", ErrModel, m.dir)
@@ -320,10 +319,9 @@ func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs .
 		if !shapeCompatible(t.Shape, b.Shape) {
 			return nil, fmt.Errorf("%w: signature %q input %q wants shape %v, got %v", ErrInput, sig, key, t.Shape, b.Shape)
 		}
-		if rows >= 0 && b.Rows() != rows {
-			return nil, fmt.Errorf("%w: signature %q: inputs have different batch sizes (%d and %d)", ErrInput, sig, rows, b.Rows())
-		}
-		rows = b.Rows()
+		// Several inputs may differ in their first dimension (verify takes
+		// [N,D] and [M,D]); only a single input is split into batches.
+		rows = max(rows, b.Rows())
 	}
 	step := rows
 	if m.maxBatch > 0 && m.maxBatch < rows && len(inputs) == 1 {

@@ -44,3 +44,24 @@ func repoRoot() string {
 		}
 	}
 }
+
+// DataDirEnv overrides where the shared face data lives (default: the
+// repository's sibling ../shared/data, as on developer machines and in CI).
+const DataDirEnv = "FACEGATE_DATA_DIR"
+
+// TestDataDir returns the shared face data folder for a test: skipped with
+// one line when it is missing, except under CI=true, where it fails.
+func TestDataDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv(DataDirEnv)
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), "..", "shared", "data")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("face data missing under CI=true: %v", err)
+		}
+		t.Skipf("face data not found at %s (set %s): %v", dir, DataDirEnv, err)
+	}
+	return dir
+}

@@ -111,8 +111,17 @@ def save_model(module, out_dir: os.PathLike | str, signatures: dict[str, Callabl
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
         manifest = dict(manifest)
+        cal = load_calibration(manifest["name"])
+        if cal.get("head") and hasattr(module, "head_w"):
+            # The fitted head goes into the graph's verify signature and the
+            # manifest alike.
+            module.head_w.assign([[cal["head"]["weight"]]])
+            module.head_b.assign([cal["head"]["bias"]])
+            manifest["head"] = {"fitted_on": cal["head"].get("fitted_on", "")}
+        if cal.get("thresholds"):
+            manifest["thresholds"] = cal["thresholds"]
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
         manifest["signatures"] = signature_specs(tmp, list(signatures))
         if hasattr(module, "head_w") and hasattr(module, "head_b"):
             # The Siamese head p = sigmoid(w*d + b), so Go can score without
@@ -130,6 +139,23 @@ def save_model(module, out_dir: os.PathLike | str, signatures: dict[str, Callabl
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+CALIBRATION_DIR = REPO / "models" / "calibration"
+
+
+def load_calibration(name: str) -> dict[str, Any]:
+    """The committed calibration of model ``name``, or {}.
+
+    ``models/calibration/<name>.json`` holds the thresholds that
+    ``facegate eval -calibrate -thresholds-out`` measured and the head
+    ``models/train_head.py`` fitted, so a fresh ``make models`` reproduces
+    them.
+    """
+    path = CALIBRATION_DIR / f"{name}.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
 
 
 def today() -> str:

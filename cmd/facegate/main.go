@@ -27,6 +27,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"version", "print the version and the TensorFlow library in use", cmdVersion},
+		{"detect", "print the faces found in images as JSON lines (boxes, scores, keypoints)", cmdDetect},
+		{"eval", "measure verification (-pairs) or identification (-identify) accuracy on labelled photos; -calibrate writes thresholds", cmdEval},
 		{"models", "load and check every model under a folder (default $FACEGATE_MODELS_DIR or build/models)", cmdModels},
 	}
 }

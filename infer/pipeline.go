@@ -1,0 +1,176 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/facegate/facegate/infer/align"
+	"github.com/facegate/facegate/infer/detect"
+	"github.com/facegate/facegate/infer/imageio"
+)
+
+// ErrNoFace is returned when an image holds no face the detector accepts.
+var ErrNoFace = errors.New("no face found")
+
+// Face is one detected face carried through the pipeline.
+type Face struct {
+	detect.Detection                  // box and keypoints in image pixels
+	Names            []string         // keypoint names
+	Transform        align.Similarity // image -> chip
+	Embedding        []float32        // L2-normalised; nil until embedded
+	Padded           bool             // found only after padding the image
+}
+
+// InterOcular is the distance between the eye keypoints in image pixels, or
+// 0 when the detector has no eye keypoints.
+func (f *Face) InterOcular() float64 {
+	r, l := f.keypoint("right_eye"), f.keypoint("left_eye")
+	if r == nil || l == nil {
+		return 0
+	}
+	return math.Hypot(r.X-l.X, r.Y-l.Y)
+}
+
+func (f *Face) keypoint(name string) *detect.Point {
+	for i, n := range f.Names {
+		if n == name && i < len(f.Keypoints) {
+			return &f.Keypoints[i]
+		}
+	}
+	return nil
+}
+
+// Pipeline runs detect → align → embed on images.
+type Pipeline struct {
+	Det *Detector
+	Emb *Embedder
+	// PadRetry pads an image by this fraction of its longer side on every
+	// edge and detects again when the first pass finds nothing: tightly
+	// cropped face photos (ID photos, uploads) fill the frame, and
+	// BlazeFace is trained on faces with context around them. 0 disables.
+	PadRetry float64
+}
+
+// Detect finds the faces in img. With PadRetry it detects again on a padded
+// copy when the first pass finds nothing or a face that fills most of the
+// frame (box over 60 % of the shorter side), where BlazeFace's keypoints
+// drift; the padded pass wins when it finds a face.
+func (p *Pipeline) Detect(img *imageio.RGB) ([]Face, error) {
+	dets, err := p.Det.Detect(img)
+	if err != nil {
+		return nil, err
+	}
+	padded := false
+	if p.PadRetry > 0 && (len(dets) == 0 || fillsFrame(dets, img)) {
+		pad := int(math.Round(p.PadRetry * float64(max(img.W, img.H))))
+		again, err := p.Det.Detect(padImage(img, pad))
+		if err != nil {
+			return nil, err
+		}
+		if len(again) > 0 {
+			for i := range again {
+				again[i] = shift(again[i], -float64(pad))
+			}
+			dets, padded = again, true
+		}
+	}
+	faces := make([]Face, len(dets))
+	for i, d := range dets {
+		faces[i] = Face{Detection: d, Names: p.Det.KeypointNames(), Padded: padded}
+	}
+	return faces, nil
+}
+
+func fillsFrame(dets []detect.Detection, img *imageio.RGB) bool {
+	short := float64(min(img.W, img.H))
+	for _, d := range dets {
+		if max(d.Box.W(), d.Box.H()) > 0.6*short {
+			return true
+		}
+	}
+	return false
+}
+
+// Embed aligns and embeds the faces of img in one batch, filling in each
+// face's Transform and Embedding.
+func (p *Pipeline) Embed(img *imageio.RGB, faces []*Face) error {
+	if len(faces) == 0 {
+		return nil
+	}
+	chips := make([]float32, len(faces)*p.Emb.ChipLen())
+	for i, f := range faces {
+		kps := make([]align.Point, len(f.Keypoints))
+		for k, pt := range f.Keypoints {
+			kps[k] = align.Point{pt.X, pt.Y}
+		}
+		m, err := p.Emb.Align(img, kps, f.Names, chips[i*p.Emb.ChipLen():(i+1)*p.Emb.ChipLen()])
+		if err != nil {
+			return fmt.Errorf("align face %d: %w", i, err)
+		}
+		f.Transform = m
+	}
+	emb, err := p.Emb.EmbedChips(chips, len(faces))
+	if err != nil {
+		return err
+	}
+	for i, f := range faces {
+		f.Embedding = emb[i]
+	}
+	return nil
+}
+
+// Primary picks the face a single-subject photo is about: among faces whose
+// box holds the image centre the largest, else the largest overall.
+func Primary(faces []Face, w, h int) (*Face, error) {
+	if len(faces) == 0 {
+		return nil, ErrNoFace
+	}
+	cx, cy := float64(w)/2, float64(h)/2
+	best, bestCentred := -1, false
+	for i := range faces {
+		b := faces[i].Box
+		centred := b.X0 <= cx && cx <= b.X1 && b.Y0 <= cy && cy <= b.Y1
+		switch {
+		case best < 0, centred && !bestCentred:
+		case centred == bestCentred && b.Area() > faces[best].Box.Area():
+		default:
+			continue
+		}
+		best, bestCentred = i, centred
+	}
+	return &faces[best], nil
+}
+
+// EmbedPrimary detects, picks the primary face and embeds it.
+func (p *Pipeline) EmbedPrimary(img *imageio.RGB) (*Face, error) {
+	faces, err := p.Detect(img)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Primary(faces, img.W, img.H)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Embed(img, []*Face{f}); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func padImage(img *imageio.RGB, pad int) *imageio.RGB {
+	out := imageio.NewRGB(img.W+2*pad, img.H+2*pad)
+	for y := 0; y < img.H; y++ {
+		copy(out.Pix[out.Offset(pad, y+pad):], img.Pix[3*y*img.W:3*(y+1)*img.W])
+	}
+	return out
+}
+
+func shift(d detect.Detection, by float64) detect.Detection {
+	d.Box = detect.Box{X0: d.Box.X0 + by, Y0: d.Box.Y0 + by, X1: d.Box.X1 + by, Y1: d.Box.Y1 + by}
+	for i := range d.Keypoints {
+		d.Keypoints[i].X += by
+		d.Keypoints[i].Y += by
+	}
+	return d
+}
