@@ -8,6 +8,7 @@ import (
 	"github.com/facegate/facegate/infer/align"
 	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/quality"
 )
 
 // ErrNoFace is returned when an image holds no face the detector accepts.
@@ -173,4 +174,31 @@ func shift(d detect.Detection, by float64) detect.Detection {
 		d.Keypoints[i].Y += by
 	}
 	return d
+}
+
+// Assess measures a face's quality (size, sharpness on its aligned chip,
+// pose, exposure) against th. A face that fails comes back with OK false and
+// its failed checks; the error is only for unusable input.
+func (p *Pipeline) Assess(img *imageio.RGB, f *Face, th quality.Thresholds) (quality.Report, error) {
+	pts := make([][2]float64, len(f.Keypoints))
+	for i, k := range f.Keypoints {
+		pts[i] = [2]float64{k.X, k.Y}
+	}
+	kps, err := quality.KeypointsFrom(pts, f.Names)
+	if err != nil {
+		return quality.Report{}, err
+	}
+	qf := quality.Face{Box: quality.Box{X0: f.Box.X0, Y0: f.Box.Y0, X1: f.Box.X1, Y1: f.Box.Y1}, Keypoints: kps}
+	if p.Emb != nil {
+		sel, err := p.Emb.Template().Select(pts, f.Names)
+		if err != nil {
+			return quality.Report{}, err
+		}
+		chip, _, err := align.CropRGB(img, sel, p.Emb.Template())
+		if err != nil {
+			return quality.Report{}, err
+		}
+		qf.Chip = chip
+	}
+	return quality.Assess(img, qf, th)
 }

@@ -6,9 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/quality"
 )
 
 func openPipeline(t *testing.T) *Pipeline { return openPipelineWith(t, "blazeface-short") }
@@ -73,6 +75,20 @@ func TestPipelineLFWFace(t *testing.T) {
 	r, l := f.keypoint("right_eye"), f.keypoint("left_eye")
 	if r == nil || l == nil || r.X >= l.X || f.InterOcular() < 25 {
 		t.Fatalf("eyes right=%v left=%v iod=%.1f", r, l, f.InterOcular())
+	}
+	q, err := p.Assess(img, f, quality.DefaultThresholds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.SharpnessOn != "chip" || q.InterOcular < 25 || q.Sharpness <= 0 || math.Abs(q.Yaw) > 45 {
+		t.Fatalf("quality %s", q)
+	}
+	// The same face blurred fails the sharpness check, and says so.
+	blurred, _ := imageio.Resize(img, 50, 50)
+	blurred, _ = imageio.Resize(blurred, 250, 250)
+	q2, err := p.Assess(blurred, f, quality.DefaultThresholds())
+	if err != nil || q2.OK || !slices.Contains(q2.Failures, quality.CheckSharpness) || q2.Sharpness >= q.Sharpness {
+		t.Fatalf("blurred face: %s (sharp: %.1f), %v", q2, q.Sharpness, err)
 	}
 	if err := p.Embed(img, []*Face{f}); err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ $(DLIB_VENV)/.stamp: bench/dlib-requirements.txt
 	touch $@
 
 dlib-model: $(MODELS_OUT)/dlib-resnet-v1/facegate.json
-$(MODELS_OUT)/dlib-resnet-v1/facegate.json: $(DLIB_SRC) $(DLIB_DAT) $(VENV)/.stamp
+$(MODELS_OUT)/dlib-resnet-v1/facegate.json: $(DLIB_SRC) $(DLIB_DAT) $(VENV)/.stamp $(wildcard models/calibration/dlib-resnet-v1.json)
 	$(PY) models/dlib_resnet.py --dat $(DLIB_DAT) --out $(MODELS_OUT)
 
 # dlib's own descriptors of the shared dlib chips (54 chips, ~10 s). Without

@@ -30,7 +30,7 @@ $(VGGFACE_CFG): FORCE
 	@echo '$(VGGFACE_WEIGHTS)' | cmp -s - $@ || echo '$(VGGFACE_WEIGHTS)' > $@
 
 vggface-model: $(VGGFACE_DIR)/facegate.json
-$(VGGFACE_DIR)/facegate.json: models/vggface_resnet50.py models/common.py $(VENV)/.stamp $(VGGFACE_CFG) $(VGGFACE_WEIGHTS)
+$(VGGFACE_DIR)/facegate.json: models/vggface_resnet50.py models/common.py $(VENV)/.stamp $(VGGFACE_CFG) $(VGGFACE_WEIGHTS) $(wildcard models/calibration/vggface2-resnet50.json)
 	$(PY) models/vggface_resnet50.py export --out $(MODELS_OUT) $(if $(VGGFACE_WEIGHTS),--weights $(VGGFACE_WEIGHTS))
 
 vggface-reference: $(VGGFACE_REF)

@@ -1,0 +1,250 @@
+package daemon
+
+import (
+	"time"
+)
+
+// Verdict is what the decider concluded.
+type Verdict string
+
+// The verdicts an event carries.
+const (
+	Granted Verdict = "granted" // an enrolled subject, agreed over N of M frames
+	Denied  Verdict = "denied"  // a 1:1 claim that did not verify (or timed out)
+	Unknown Verdict = "unknown" // a face that matches no one enrolled
+)
+
+// Observation is what the pipeline saw in one frame: the primary face's
+// best match (1:N) or its match with the claimed subject (1:1).
+type Observation struct {
+	Time time.Time
+	// Face is false when the frame held no usable face (none found, or it
+	// failed the quality gate); such frames do not vote.
+	Face bool
+	// Subject is the best candidate (1:N) or the claimed subject (1:1);
+	// empty when the gallery is empty.
+	Subject string
+	// Accepted: the score is on the match side of the calibrated threshold.
+	Accepted bool
+	// Score and Margin are reported on the event (the best vote's values).
+	Score  float64
+	Margin float64
+	// Ref carries pipeline details (box, quality, latency) to the event.
+	Ref any
+}
+
+// Claim is a 1:1 request: the next good face within the timeout is
+// verified against Subject only.
+type Claim struct {
+	ID       string
+	Subject  string
+	Deadline time.Time
+}
+
+// Decision is one event to publish.
+type Decision struct {
+	Time    time.Time
+	Verdict Verdict
+	Mode    string // "1:N" or "1:1"
+	Subject string
+	ClaimID string
+	Reason  string
+	// Votes and Window: how many of the last frames agreed.
+	Votes, Window int
+	// Best is the agreeing observation with the closest score.
+	Best Observation
+}
+
+// DeciderConfig are the decision rules.
+type DeciderConfig struct {
+	AgreeN, AgreeM  int
+	Cooldown        time.Duration // one grant per subject per cooldown
+	UnknownInterval time.Duration // at most one unknown event per interval
+	// HigherIsMatch orders scores to pick the best vote.
+	HigherIsMatch bool
+	// IdentifyOpen: whether 1:N identification runs when no claim is
+	// pending (false in 1:1-only mode).
+	IdentifyOpen bool
+}
+
+// Decider turns per-frame observations into events: a decision needs
+// AgreeN of the last AgreeM frames with a face to agree; a subject granted
+// stays quiet for Cooldown; unknown faces make at most one event per
+// UnknownInterval; a 1:1 claim takes over until it is decided or expires.
+// It is not safe for concurrent use: the decide stage owns it.
+type Decider struct {
+	cfg         DeciderConfig
+	window      []Observation
+	lastGrant   map[string]time.Time
+	lastUnknown time.Time
+	claim       *Claim
+	claimFaces  int
+}
+
+// NewDecider makes a decider.
+func NewDecider(cfg DeciderConfig) *Decider {
+	return &Decider{cfg: cfg, lastGrant: map[string]time.Time{}}
+}
+
+// Claim starts a 1:1 verification; a pending claim is replaced (it is
+// reported denied with reason "superseded").
+func (d *Decider) Claim(c Claim, now time.Time) []Decision {
+	var out []Decision
+	if d.claim != nil {
+		out = append(out, d.closeClaim(now, Denied, "superseded", Observation{}))
+	}
+	d.claim = &c
+	d.claimFaces = 0
+	d.window = d.window[:0]
+	return out
+}
+
+// PendingClaim is the claim being verified, if any.
+func (d *Decider) PendingClaim() (Claim, bool) {
+	if d.claim == nil {
+		return Claim{}, false
+	}
+	return *d.claim, true
+}
+
+// Tick expires a claim whose deadline passed; call it periodically.
+func (d *Decider) Tick(now time.Time) []Decision {
+	if d.claim != nil && !now.Before(d.claim.Deadline) {
+		reason := "timeout_no_face"
+		if d.claimFaces > 0 {
+			reason = "timeout"
+		}
+		return []Decision{d.closeClaim(now, Denied, reason, d.bestOf(d.window, true))}
+	}
+	return nil
+}
+
+// Observe adds one frame's observation and returns the decisions it
+// completes.
+func (d *Decider) Observe(o Observation) []Decision {
+	out := d.Tick(o.Time)
+	if !o.Face {
+		return out
+	}
+	if d.claim == nil && !d.cfg.IdentifyOpen {
+		return out
+	}
+	if d.claim != nil {
+		d.claimFaces++
+	}
+	d.window = append(d.window, o)
+	if len(d.window) > d.cfg.AgreeM {
+		d.window = d.window[len(d.window)-d.cfg.AgreeM:]
+	}
+	if d.claim != nil {
+		return append(out, d.decideClaim(o.Time)...)
+	}
+	return append(out, d.decideOpen(o.Time)...)
+}
+
+func (d *Decider) decideClaim(now time.Time) []Decision {
+	acc, rej := 0, 0
+	for _, w := range d.window {
+		if w.Accepted && w.Subject == d.claim.Subject {
+			acc++
+		} else {
+			rej++
+		}
+	}
+	switch {
+	case acc >= d.cfg.AgreeN:
+		d.lastGrant[d.claim.Subject] = now
+		return []Decision{d.closeClaim(now, Granted, "match", d.bestOf(d.window, true))}
+	case rej >= d.cfg.AgreeN:
+		return []Decision{d.closeClaim(now, Denied, "claim_mismatch", d.bestOf(d.window, false))}
+	}
+	return nil
+}
+
+func (d *Decider) closeClaim(now time.Time, v Verdict, reason string, best Observation) Decision {
+	c := *d.claim
+	dec := Decision{Time: now, Verdict: v, Mode: "1:1", Subject: c.Subject, ClaimID: c.ID, Reason: reason,
+		Votes: d.votes(v, c.Subject), Window: len(d.window), Best: best}
+	d.claim = nil
+	d.claimFaces = 0
+	d.window = d.window[:0]
+	return dec
+}
+
+func (d *Decider) votes(v Verdict, subject string) int {
+	n := 0
+	for _, w := range d.window {
+		if (v == Granted) == (w.Accepted && w.Subject == subject) {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Decider) decideOpen(now time.Time) []Decision {
+	// Count accepted votes per subject, and rejections.
+	counts := map[string]int{}
+	rejected := 0
+	for _, w := range d.window {
+		if w.Accepted && w.Subject != "" {
+			counts[w.Subject]++
+		} else {
+			rejected++
+		}
+	}
+	for subject, n := range counts {
+		if n < d.cfg.AgreeN {
+			continue
+		}
+		best := d.bestFor(subject)
+		window := len(d.window)
+		d.window = d.window[:0]
+		if last, ok := d.lastGrant[subject]; ok && now.Sub(last) < d.cfg.Cooldown {
+			return nil // the same person still at the door
+		}
+		d.lastGrant[subject] = now
+		return []Decision{{Time: now, Verdict: Granted, Mode: "1:N", Subject: subject, Reason: "match", Votes: n, Window: window, Best: best}}
+	}
+	if rejected >= d.cfg.AgreeN {
+		best := d.bestOf(d.window, false)
+		window := len(d.window)
+		d.window = d.window[:0]
+		if !d.lastUnknown.IsZero() && now.Sub(d.lastUnknown) < d.cfg.UnknownInterval {
+			return nil
+		}
+		d.lastUnknown = now
+		return []Decision{{Time: now, Verdict: Unknown, Mode: "1:N", Reason: "no_match", Votes: rejected, Window: window, Best: best}}
+	}
+	return nil
+}
+
+// bestFor is the closest accepted observation of subject in the window.
+func (d *Decider) bestFor(subject string) Observation {
+	var best Observation
+	found := false
+	for _, w := range d.window {
+		if w.Accepted && w.Subject == subject && (!found || d.closer(w.Score, best.Score)) {
+			best, found = w, true
+		}
+	}
+	return best
+}
+
+// bestOf is the closest observation among accepted (or rejected) ones.
+func (d *Decider) bestOf(ws []Observation, accepted bool) Observation {
+	var best Observation
+	found := false
+	for _, w := range ws {
+		if w.Accepted == accepted && (!found || d.closer(w.Score, best.Score)) {
+			best, found = w, true
+		}
+	}
+	return best
+}
+
+func (d *Decider) closer(a, b float64) bool {
+	if d.cfg.HigherIsMatch {
+		return a > b
+	}
+	return a < b
+}
