@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"container/heap"
+	"crypto/hmac"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Verifier defaults.
+const (
+	DefaultWindow         = 60 * time.Second
+	DefaultNonceCacheSize = 10000
+)
+
+// VerifierOptions configure a Verifier; zero values take the defaults.
+type VerifierOptions struct {
+	// Window is the accepted clock difference between the request's
+	// timestamp and the verifier's clock, in both directions (default 60 s).
+	Window time.Duration
+	// NonceCacheSize bounds the nonces remembered (default 10000). Nonces
+	// are kept until their timestamp leaves the window; when the cache is
+	// full of live nonces, requests are refused (ErrNonceCacheFull) rather
+	// than forgetting a nonce that could then be replayed.
+	NonceCacheSize int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Verifier checks request signatures against a key ring. It is safe for
+// concurrent use.
+type Verifier struct {
+	ring   *KeyRing
+	window time.Duration
+	now    func() time.Time
+
+	mu     sync.Mutex
+	seen   map[string]struct{}
+	expiry nonceHeap
+	limit  int
+}
+
+// NewVerifier returns a Verifier for ring.
+func NewVerifier(ring *KeyRing, opts VerifierOptions) (*Verifier, error) {
+	if ring == nil || len(ring.order) == 0 {
+		return nil, fmt.Errorf("new verifier: empty key ring")
+	}
+	if opts.Window == 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.Window < 0 {
+		return nil, fmt.Errorf("new verifier: negative window %s", opts.Window)
+	}
+	if opts.NonceCacheSize == 0 {
+		opts.NonceCacheSize = DefaultNonceCacheSize
+	}
+	if opts.NonceCacheSize < 0 {
+		return nil, fmt.Errorf("new verifier: negative nonce cache size %d", opts.NonceCacheSize)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{
+		ring:   ring,
+		window: opts.Window,
+		now:    opts.Now,
+		seen:   make(map[string]struct{}),
+		limit:  opts.NonceCacheSize,
+	}, nil
+}
+
+// Verify checks f against r. The order is: field syntax (ErrMalformed),
+// timestamp window (ErrStaleTimestamp), key id (ErrUnknownKey), signature in
+// constant time (ErrBadSignature), and only for an authentic request the
+// nonce (ErrReplay, or ErrNonceCacheFull). An unauthenticated request thus
+// never enters the nonce cache. Returned errors carry no secret and can be
+// logged; map them to reply codes with Code.
+func (v *Verifier) Verify(f Fields, r Request) error {
+	c, err := Canonical(f, r)
+	if err != nil {
+		return err
+	}
+	if len(f.Signature) != signatureHexLen {
+		return fmt.Errorf("%w: signature must be %d lowercase hex digits", ErrMalformed, signatureHexLen)
+	}
+	for i := 0; i < len(f.Signature); i++ {
+		if h := f.Signature[i]; !isDigit(h) && (h < 'a' || h > 'f') {
+			return fmt.Errorf("%w: signature must be %d lowercase hex digits", ErrMalformed, signatureHexLen)
+		}
+	}
+	sig, err := hex.DecodeString(f.Signature)
+	if err != nil {
+		return fmt.Errorf("%w: signature: %w", ErrMalformed, err)
+	}
+	ts := time.Unix(f.Timestamp, 0)
+	now := v.now()
+	if d := now.Sub(ts); d > v.window || d < -v.window {
+		return fmt.Errorf("%w: timestamp %d is %s from now (window ±%s)", ErrStaleTimestamp, f.Timestamp, d.Round(time.Second), v.window)
+	}
+	k, ok := v.ring.Lookup(f.KeyID)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownKey, f.KeyID)
+	}
+	if !hmac.Equal(sig, mac(k, c)) {
+		return fmt.Errorf("%w (key %q, request %q)", ErrBadSignature, f.KeyID, r.RequestID)
+	}
+	return v.remember(f.KeyID+"\x00"+f.Nonce, ts.Add(v.window), now)
+}
+
+// remember records a nonce until expires, or reports it as replayed.
+func (v *Verifier) remember(nonce string, expires, now time.Time) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for len(v.expiry) > 0 && v.expiry[0].expires.Before(now) {
+		delete(v.seen, heap.Pop(&v.expiry).(nonceEntry).nonce)
+	}
+	if _, dup := v.seen[nonce]; dup {
+		return ErrReplay
+	}
+	if len(v.seen) >= v.limit {
+		return fmt.Errorf("%w (%d live nonces)", ErrNonceCacheFull, len(v.seen))
+	}
+	v.seen[nonce] = struct{}{}
+	heap.Push(&v.expiry, nonceEntry{nonce: nonce, expires: expires})
+	return nil
+}
+
+// NonceCacheLen returns the number of nonces currently remembered.
+func (v *Verifier) NonceCacheLen() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.seen)
+}
+
+type nonceEntry struct {
+	nonce   string
+	expires time.Time
+}
+
+// nonceHeap is a min-heap of nonces by expiry.
+type nonceHeap []nonceEntry
+
+func (h nonceHeap) Len() int           { return len(h) }
+func (h nonceHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h nonceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *nonceHeap) Push(x any)        { *h = append(*h, x.(nonceEntry)) }
+func (h *nonceHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
