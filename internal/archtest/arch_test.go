@@ -61,8 +61,11 @@ func repoRoot(t *testing.T) string {
 // forbidden maps a package prefix to imports it must never reach, directly
 // or through its dependencies.
 var forbidden = map[string][]string{
-	module + "/capture": {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon"},
-	module + "/enroll":  {"github.com/wamuir/graft", module + "/infer", module + "/daemon"},
+	module + "/capture":         {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon"},
+	module + "/enroll":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture"},
+	module + "/daemon/sdnotify": {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
+	module + "/daemon/auth":     {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
+	module + "/daemon/mqtt":     {"github.com/wamuir/graft", module + "/infer", module + "/capture"},
 }
 
 // allowed lists pure-Go subpackages of forbidden trees.
@@ -96,7 +99,7 @@ func TestCgoOnlyInInfer(t *testing.T) {
 			t.Errorf("%s has cgo files %v; cgo belongs in infer/", p.ImportPath, p.CgoFiles)
 		}
 	}
-	for _, prefix := range []string{"capture", "enroll", "infer/manifest"} {
+	for _, prefix := range []string{"capture", "enroll", "infer/manifest", "infer/detect", "infer/imageio", "infer/align", "infer/quality", "daemon/sdnotify", "daemon/auth", "daemon/mqtt"} {
 		dir := filepath.Join(repoRoot(t), prefix)
 		if _, err := os.Stat(dir); err != nil {
 			continue
