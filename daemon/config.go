@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/facegate/facegate/daemon/mqtt"
 )
 
 // EnvPrefix prefixes every configuration variable.
@@ -35,8 +38,12 @@ type Config struct {
 	CameraConfig
 	DecideConfig
 	QualityConfig
-	MQTTConfig
+	BrokerConfig
 	KeysConfig
+	// MQTT is the broker connection and topics: FACEGATE_MQTT_* (see
+	// docs/mqtt.md). Its device id and outbox folder come from DEVICE_ID
+	// and STATE_DIR.
+	MQTT mqtt.Config `envconfig:"MQTT"`
 }
 
 // ModelsConfig selects the models and how TensorFlow runs them.
@@ -58,7 +65,7 @@ type CameraConfig struct {
 	Format string `envconfig:"CAMERA_FORMAT" default:"auto" desc:"MJPEG, YUYV or auto"`
 	Width  int    `envconfig:"CAMERA_WIDTH" default:"1280" desc:"largest frame width wanted"`
 	Height int    `envconfig:"CAMERA_HEIGHT" default:"720" desc:"largest frame height wanted"`
-	FPS    int    `envconfig:"CAMERA_FPS" default:"15" desc:"frames per second wanted (files: pacing)"`
+	FPS    int    `envconfig:"CAMERA_FPS" default:"15" desc:"frames per second wanted; files are paced at it (0 = the camera's or file's own rate, -1 = as fast as possible)"`
 	Loop   bool   `envconfig:"CAMERA_LOOP" default:"false" desc:"loop file sources (demos)"`
 }
 
@@ -85,20 +92,11 @@ type QualityConfig struct {
 	MaxRoll        float64 `envconfig:"QUALITY_MAX_ROLL" default:"30" desc:"maximum |roll| in degrees"`
 }
 
-// MQTTConfig is the broker connection.
-type MQTTConfig struct {
-	URL           string        `envconfig:"MQTT_URL" default:"tcp://127.0.0.1:1883" desc:"broker URL (tcp://, ssl://, ws://, wss://)"`
-	Prefix        string        `envconfig:"MQTT_PREFIX" default:"facegate" desc:"topic prefix: PREFIX/DEVICE_ID/..."`
-	Username      string        `envconfig:"MQTT_USERNAME" desc:"broker user name"`
-	PasswordFile  string        `envconfig:"MQTT_PASSWORD_FILE" desc:"file (or systemd credential name) holding the broker password"`
-	CAFile        string        `envconfig:"MQTT_CA_FILE" desc:"CA bundle for TLS"`
-	CertFile      string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate for TLS"`
-	KeyFile       string        `envconfig:"MQTT_KEY_FILE" desc:"client key for TLS (file or systemd credential name)"`
-	Embedded      bool          `envconfig:"MQTT_EMBEDDED" default:"false" desc:"run an embedded broker: the device is the broker"`
-	EmbeddedAddr  string        `envconfig:"MQTT_EMBEDDED_ADDR" default:"127.0.0.1:1883" desc:"embedded broker listen address"`
-	StatsInterval time.Duration `envconfig:"STATS_INTERVAL" default:"60s" desc:"how often stats are published"`
-	OutboxBytes   int64         `envconfig:"OUTBOX_MAX_BYTES" default:"67108864" desc:"bound on undelivered events kept on disk"`
-	Discovery     bool          `envconfig:"HA_DISCOVERY" default:"true" desc:"publish Home Assistant discovery messages"`
+// BrokerConfig runs the embedded broker: the device is the broker (single
+// door sites, the demo). The MQTT client settings are in Config.MQTT.
+type BrokerConfig struct {
+	Embedded     bool   `envconfig:"MQTT_EMBEDDED" default:"false" desc:"run an embedded MQTT broker on FACEGATE_MQTT_EMBEDDED_ADDR and connect to it"`
+	EmbeddedAddr string `envconfig:"MQTT_EMBEDDED_ADDR" default:"127.0.0.1:1883" desc:"embedded broker listen address (loopback clients only unless users are configured)"`
 }
 
 // KeysConfig locates secrets. Values are file paths or systemd credential
@@ -143,12 +141,6 @@ func (c *Config) Validate() error {
 	if !validTopicLevel(c.DeviceID) {
 		bad("DEVICE_ID", "%q must be non-empty and free of '/', '+', '#' and spaces", c.DeviceID)
 	}
-	for _, p := range strings.Split(c.MQTTConfig.Prefix, "/") {
-		if !validTopicLevel(p) {
-			bad("MQTT_PREFIX", "%q: each level must be non-empty and free of '+', '#' and spaces", c.MQTTConfig.Prefix)
-			break
-		}
-	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -180,8 +172,8 @@ func (c *Config) Validate() error {
 	if c.CameraConfig.Width < 16 || c.CameraConfig.Width > 8192 || c.CameraConfig.Height < 16 || c.CameraConfig.Height > 8192 {
 		bad("CAMERA_WIDTH", "size %dx%d not within 16..8192", c.CameraConfig.Width, c.CameraConfig.Height)
 	}
-	if c.CameraConfig.FPS < 0 || c.CameraConfig.FPS > 240 {
-		bad("CAMERA_FPS", "%d not in 0..240 (0 = as fast as possible)", c.CameraConfig.FPS)
+	if c.CameraConfig.FPS < -1 || c.CameraConfig.FPS > 240 {
+		bad("CAMERA_FPS", "%d not in -1..240", c.CameraConfig.FPS)
 	}
 	if !(c.DecideConfig.TargetFMR > 0 && c.DecideConfig.TargetFMR < 1) {
 		bad("TARGET_FMR", "%g not in (0,1)", c.DecideConfig.TargetFMR)
@@ -211,28 +203,25 @@ func (c *Config) Validate() error {
 			bad(name, "%g not in (0,90]", v)
 		}
 	}
-	if u, err := url.Parse(c.MQTTConfig.URL); err != nil || u.Host == "" {
-		bad("MQTT_URL", "%q is not a broker URL like tcp://host:1883", redactURL(c.MQTTConfig.URL))
-	} else {
-		switch u.Scheme {
-		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-		default:
-			bad("MQTT_URL", "scheme %q is not tcp, ssl, ws or wss", u.Scheme)
-		}
-		if u.User != nil {
+	c.MQTT.DeviceID = c.DeviceID
+	if c.MQTT.OutboxDir == "" {
+		c.MQTT.OutboxDir = filepath.Join(c.StateDir, "outbox")
+	}
+	if c.Embedded && len(c.MQTT.Brokers) == 0 {
+		c.MQTT.Brokers = []string{"tcp://" + c.EmbeddedAddr}
+	}
+	if len(c.MQTT.Brokers) == 0 {
+		bad("MQTT_BROKERS", "no broker: set a URL such as ssl://broker:8883, or FACEGATE_MQTT_EMBEDDED=true")
+	}
+	for _, b := range c.MQTT.Brokers {
+		if u, err := url.Parse(b); err == nil && u.User != nil {
 			if _, has := u.User.Password(); has {
-				bad("MQTT_URL", "must not carry a password; use FACEGATE_MQTT_PASSWORD_FILE")
+				bad("MQTT_BROKERS", "%q must not carry a password; use FACEGATE_MQTT_PASSWORD_FILE", redactURL(b))
 			}
 		}
 	}
-	if (c.MQTTConfig.CertFile == "") != (c.MQTTConfig.KeyFile == "") {
-		bad("MQTT_CERT_FILE", "client certificate and FACEGATE_MQTT_KEY_FILE go together")
-	}
-	if c.MQTTConfig.StatsInterval < time.Second {
-		bad("STATS_INTERVAL", "%s is shorter than 1s", c.MQTTConfig.StatsInterval)
-	}
-	if c.MQTTConfig.OutboxBytes < 1<<16 {
-		bad("OUTBOX_MAX_BYTES", "%d is below 65536", c.MQTTConfig.OutboxBytes)
+	if err := c.MQTT.Validate(); err != nil {
+		bad("MQTT", "%s", redactText(err.Error()))
 	}
 	if c.KeysConfig.EnrollKeys == "" || c.KeysConfig.GalleryKey == "" {
 		bad("GALLERY_KEY", "key locations must be set")
@@ -246,6 +235,17 @@ func (c *Config) Validate() error {
 
 func validTopicLevel(s string) bool {
 	return s != "" && !strings.ContainsAny(s, "/+#  \t\n\x00")
+}
+
+// redactText masks anything URL-shaped with a password in a message.
+func redactText(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		if strings.Contains(w, "://") && strings.Contains(w, "@") {
+			words[i] = redactURL(strings.Trim(w, `"',;`))
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 func redactURL(s string) string {
@@ -262,26 +262,45 @@ func redactURL(s string) string {
 func (c *Config) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tVALUE\tMEANING")
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
 		t := v.Type()
 		for i := range t.NumField() {
 			f, fv := t.Field(i), v.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-				walk(fv)
+			tag := f.Tag.Get("envconfig")
+			if tag == "-" || !f.IsExported() {
 				continue
 			}
-			name := EnvPrefix + "_" + f.Tag.Get("envconfig")
-			val := fmt.Sprint(fv.Interface())
-			if strings.Contains(strings.ToLower(name), "password") && !strings.HasSuffix(name, "_FILE") {
-				val = "[redacted]"
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				p := prefix
+				if !f.Anonymous {
+					if tag == "" {
+						tag = strings.ToUpper(f.Name)
+					}
+					p = prefix + tag + "_"
+				}
+				walk(fv, p)
+				continue
 			}
-			if name == EnvPrefix+"_MQTT_URL" {
-				val = redactURL(val)
+			if tag == "" {
+				tag = strings.ToUpper(f.Name)
+			}
+			name := prefix + tag
+			val := fmt.Sprint(fv.Interface())
+			if fv.Kind() == reflect.Slice {
+				parts := make([]string, fv.Len())
+				for j := range parts {
+					parts[j] = redactURL(fmt.Sprint(fv.Index(j).Interface()))
+				}
+				val = strings.Join(parts, ",")
+			}
+			lower := strings.ToLower(name)
+			if (strings.Contains(lower, "password") || strings.Contains(lower, "secret")) && !strings.HasSuffix(name, "_FILE") {
+				val = "[redacted]"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", name, val, f.Tag.Get("desc"))
 		}
 	}
-	walk(reflect.ValueOf(*c))
+	walk(reflect.ValueOf(*c), EnvPrefix+"_")
 	return tw.Flush()
 }

@@ -14,16 +14,19 @@ func setenv(t *testing.T, kv map[string]string) {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1"})
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", "FACEGATE_MQTT_BROKERS": "ssl://broker.example:8883,tcp://backup:1883", "FACEGATE_STATE_DIR": "/var/lib/fg"})
 	c, err := LoadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DeviceID != "door-1" || c.ModelsConfig.Embedder != "dlib-resnet-v1" || c.DecideConfig.TargetFMR != 1e-3 || c.MQTTConfig.URL != "tcp://127.0.0.1:1883" {
+	if c.DeviceID != "door-1" || c.ModelsConfig.Embedder != "dlib-resnet-v1" || c.DecideConfig.TargetFMR != 1e-3 ||
+		len(c.MQTT.Brokers) != 2 || c.MQTT.Brokers[1] != "tcp://backup:1883" || c.MQTT.DeviceID != "door-1" ||
+		c.MQTT.OutboxDir != "/var/lib/fg/outbox" || c.MQTT.Prefix != "facegate" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	t.Setenv("FACEGATE_TARGET_FMR", "0.0001")
 	t.Setenv("FACEGATE_CAMERA", "/dev/video2")
+	t.Setenv("FACEGATE_STATE_DIR", "")
 	t.Setenv("STATE_DIRECTORY", "/var/lib/facegate-x")
 	c, err = LoadConfig()
 	if err != nil {
@@ -41,16 +44,16 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		"FACEGATE_MODE":                {"2:N", "FACEGATE_MODE"},
 		"FACEGATE_AGREE_N":             {"5", "FACEGATE_AGREE_N"},
 		"FACEGATE_CAMERA_FORMAT":       {"H264", "FACEGATE_CAMERA_FORMAT"},
-		"FACEGATE_MQTT_URL":            {"tcp://user:secret@host:1883", "FACEGATE_MQTT_URL"},
-		"FACEGATE_MQTT_PREFIX":         {"a/+/b", "FACEGATE_MQTT_PREFIX"},
+		"FACEGATE_MQTT_BROKERS":        {"tcp://user:secret@host:1883", "FACEGATE_MQTT_BROKERS"},
+		"FACEGATE_MQTT_PREFIX":         {"a/+/b", "FACEGATE_MQTT"},
 		"FACEGATE_GPU_MEMORY_FRACTION": {"1.5", "FACEGATE_GPU_MEMORY_FRACTION"},
 		"FACEGATE_LOG_LEVEL":           {"loud", "FACEGATE_LOG_LEVEL"},
 		"FACEGATE_QUALITY_MAX_YAW":     {"0", "FACEGATE_QUALITY_MAX_YAW"},
-		"FACEGATE_STATS_INTERVAL":      {"10ms", "FACEGATE_STATS_INTERVAL"},
+		"FACEGATE_CAMERA_FPS":          {"-5", "FACEGATE_CAMERA_FPS"},
 	}
 	for env, c := range cases {
 		t.Run(env, func(t *testing.T) {
-			setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", env: c[0]})
+			setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", "FACEGATE_MQTT_EMBEDDED": "true", env: c[0]})
 			_, err := LoadConfig()
 			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c[1]) {
 				t.Fatalf("err = %v, want ErrConfig naming %s", err, c[1])
@@ -61,14 +64,27 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		})
 	}
 	t.Setenv("FACEGATE_DEVICE_ID", "door-1")
+	t.Setenv("FACEGATE_MQTT_EMBEDDED", "true")
 	t.Setenv("FACEGATE_COOLDOWN", "soon")
 	if _, err := LoadConfig(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "COOLDOWN") {
 		t.Fatalf("unparsable duration: %v", err)
 	}
 }
 
+func TestNoBroker(t *testing.T) {
+	t.Setenv("FACEGATE_DEVICE_ID", "door-1")
+	if _, err := LoadConfig(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "FACEGATE_MQTT_BROKERS") {
+		t.Fatalf("err = %v", err)
+	}
+	t.Setenv("FACEGATE_MQTT_EMBEDDED", "true")
+	c, err := LoadConfig()
+	if err != nil || c.MQTT.Brokers[0] != "tcp://127.0.0.1:1883" {
+		t.Fatalf("embedded: %+v, %v", c, err)
+	}
+}
+
 func TestPrintListsEveryVariable(t *testing.T) {
-	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1"})
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", "FACEGATE_MQTT_EMBEDDED": "true"})
 	c, err := LoadConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +93,12 @@ func TestPrintListsEveryVariable(t *testing.T) {
 	if err := c.Print(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"FACEGATE_DEVICE_ID", "FACEGATE_MODELS_DIR", "FACEGATE_TARGET_FMR", "FACEGATE_MQTT_URL", "FACEGATE_MQTT_PASSWORD_FILE", "FACEGATE_GALLERY_KEY", "FACEGATE_CAMERA_FORMAT", "FACEGATE_QUALITY_MIN_IOD"} {
+	for _, v := range []string{"FACEGATE_DEVICE_ID", "FACEGATE_MODELS_DIR", "FACEGATE_TARGET_FMR", "FACEGATE_MQTT_BROKERS", "FACEGATE_MQTT_PASSWORD_FILE", "FACEGATE_GALLERY_KEY", "FACEGATE_CAMERA_FORMAT", "FACEGATE_QUALITY_MIN_IOD", "FACEGATE_MQTT_EMBEDDED", "FACEGATE_MQTT_OUTBOX_MAX_BYTES"} {
 		if !strings.Contains(b.String(), v+" ") {
 			t.Errorf("Print lacks %s:\n%s", v, b.String())
 		}
 	}
-	c.MQTTConfig.URL = "tcp://u:hunter2@broker:1883"
+	c.MQTT.Brokers = []string{"tcp://u:hunter2@broker:1883"}
 	b.Reset()
 	c.Print(&b)
 	if strings.Contains(b.String(), "hunter2") {

@@ -1,0 +1,421 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/facegate/facegate/capture"
+	"github.com/facegate/facegate/enroll"
+	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/infer/quality"
+)
+
+// FrameSource yields frames, the newest first: a slow consumer never sees a
+// stale queued frame (capture.Latest).
+type FrameSource interface {
+	Next(ctx context.Context) (capture.Frame, error)
+}
+
+// FaceInfo is what an event says about the face it was decided on.
+type FaceInfo struct {
+	Box      [4]float64 // x0, y0, x1, y1 in frame pixels
+	Quality  quality.Report
+	Captured time.Time // frame timestamp: latency is measured from here
+	Seq      uint64
+	Frame    *imageio.RGB // kept only when events carry images
+	Face     *infer.Face
+}
+
+// EngineConfig are the engine's parts.
+type EngineConfig struct {
+	Pipe      *infer.Pipeline
+	Gallery   *Gallery
+	Decider   *Decider
+	Threshold manifest.Threshold
+	Quality   quality.Thresholds
+	Log       *slog.Logger
+	// Emit receives every decision with the face it was decided on. It is
+	// called from the decide stage and must not block for long.
+	Emit func(Decision, *FaceInfo)
+	// Progress is bumped per frame and per inference (watchdog health).
+	Progress interface {
+		Frame()
+		Inference()
+	}
+	// Observe receives every analysed frame (stats: attempts, failures to
+	// acquire, scores, latency).
+	Observe func(FrameResult)
+	// KeepFrames keeps the frame on FaceInfo (for event images).
+	KeepFrames bool
+}
+
+// Engine runs the vision half of the gate: frames → detect → quality gate →
+// embed → match → decide, each stage in its own goroutine with a bounded
+// queue of one where the latest item wins, so the gate always works on the
+// newest frame. It emits decisions through Emit.
+type Engine struct {
+	EngineConfig
+	claims    chan Claim
+	mu        sync.Mutex
+	collector *collector
+}
+
+// FrameResult is one analysed frame, for statistics.
+type FrameResult struct {
+	Seq      uint64
+	Captured time.Time
+	Analysed time.Time
+	Faces    int
+	// Acquired: a face passed the quality gate and was embedded.
+	Acquired bool
+	// QualityFailures lists the failed checks of the primary face.
+	QualityFailures []string
+	// Score is the best match score when Acquired and the gallery is not
+	// empty (NaN otherwise).
+	Score    float64
+	Accepted bool
+}
+
+type analysed struct {
+	frame   capture.Frame
+	img     *imageio.RGB
+	face    *infer.Face // primary face, embedded; nil when none usable
+	quality quality.Report
+	faces   int
+	at      time.Time
+}
+
+// NewEngine checks the pieces and returns an engine ready to Run.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	e := &Engine{EngineConfig: cfg}
+	if e.Pipe == nil || e.Pipe.Det == nil || e.Pipe.Emb == nil || e.Gallery == nil || e.Decider == nil || e.Emit == nil {
+		return nil, errors.New("engine: pipeline, gallery, decider and emit are required")
+	}
+	if err := e.Quality.Validate(); err != nil {
+		return nil, err
+	}
+	if e.Log == nil {
+		e.Log = slog.Default()
+	}
+	e.claims = make(chan Claim, 4)
+	return e, nil
+}
+
+// Claim asks the decide stage to verify the next good face against a
+// subject (1:1).
+func (e *Engine) Claim(ctx context.Context, c Claim) error {
+	select {
+	case e.claims <- c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run runs the stages until ctx ends or the source fails for good.
+func (e *Engine) Run(ctx context.Context, src FrameSource) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	frames := newSlot[capture.Frame]()
+	results := newSlot[analysed]()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- e.grab(ctx, src, frames) }()
+	go func() { defer wg.Done(); errc <- e.analyse(ctx, frames, results) }()
+	go func() { defer wg.Done(); errc <- e.decide(ctx, results) }()
+	err := <-errc
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (e *Engine) grab(ctx context.Context, src FrameSource, out *slot[capture.Frame]) error {
+	for {
+		f, err := src.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("camera: %w", err)
+		}
+		if e.Progress != nil {
+			e.Progress.Frame()
+		}
+		out.put(f)
+	}
+}
+
+func (e *Engine) analyse(ctx context.Context, in *slot[capture.Frame], out *slot[analysed]) error {
+	for {
+		f, err := in.take(ctx)
+		if err != nil {
+			return err
+		}
+		a, err := e.analyseFrame(f)
+		if err != nil {
+			e.Log.Warn("frame skipped", "seq", f.Seq, "err", err)
+			continue
+		}
+		if e.Progress != nil {
+			e.Progress.Inference()
+		}
+		out.put(a)
+	}
+}
+
+func toImage(f capture.Frame) (*imageio.RGB, error) {
+	rgb, err := f.RGB()
+	if err != nil {
+		return nil, err
+	}
+	return &imageio.RGB{W: rgb.W, H: rgb.H, Pix: rgb.Packed()}, nil
+}
+
+func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
+	img, err := toImage(f)
+	if err != nil {
+		return analysed{}, fmt.Errorf("decode frame: %w", err)
+	}
+	a := analysed{frame: f, img: img}
+	faces, err := e.Pipe.Detect(img)
+	if err != nil {
+		return analysed{}, err
+	}
+	a.faces = len(faces)
+	// The door's subject is the largest face.
+	var primary *infer.Face
+	for i := range faces {
+		if primary == nil || faces[i].Box.Area() > primary.Box.Area() {
+			primary = &faces[i]
+		}
+	}
+	if primary != nil {
+		q, err := e.Pipe.Assess(img, primary, e.Quality)
+		if err != nil {
+			return analysed{}, err
+		}
+		a.quality = q
+		if q.OK {
+			if err := e.Pipe.Embed(img, []*infer.Face{primary}); err != nil {
+				return analysed{}, err
+			}
+			a.face = primary
+			e.offer(primary.Embedding, len(faces))
+		}
+	}
+	a.at = time.Now()
+	return a, nil
+}
+
+func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var a analysed
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-e.claims:
+			for _, d := range e.Decider.Claim(c, time.Now()) {
+				e.Emit(d, nil)
+			}
+			continue
+		case now := <-tick.C:
+			for _, d := range e.Decider.Tick(now) {
+				e.Emit(d, nil)
+			}
+			continue
+		case <-in.ready:
+			var ok bool
+			if a, ok = in.tryTake(); !ok {
+				continue
+			}
+		}
+		obs := e.match(a)
+		if e.Observe != nil {
+			r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
+				Acquired: a.face != nil, Score: math.NaN(), Accepted: obs.Accepted}
+			if a.faces > 0 && !a.quality.OK {
+				r.QualityFailures = a.quality.Failures
+			}
+			if obs.Subject != "" {
+				r.Score = obs.Score
+			}
+			e.Observe(r)
+		}
+		for _, d := range e.Decider.Observe(obs) {
+			var fi *FaceInfo
+			if ref, ok := d.Best.Ref.(*FaceInfo); ok {
+				fi = ref
+			}
+			e.Emit(d, fi)
+		}
+	}
+}
+
+// match scores the analysed frame's face against the claim's subject (1:1)
+// or everyone (1:N).
+func (e *Engine) match(a analysed) Observation {
+	obs := Observation{Time: a.frame.Time, Face: a.face != nil}
+	if obs.Time.IsZero() {
+		obs.Time = a.at
+	}
+	if a.face == nil {
+		return obs
+	}
+	info := &FaceInfo{
+		Box:     [4]float64{a.face.Box.X0, a.face.Box.Y0, a.face.Box.X1, a.face.Box.Y1},
+		Quality: a.quality, Captured: a.frame.Time, Seq: a.frame.Seq, Face: a.face,
+	}
+	if e.KeepFrames {
+		info.Frame = a.img
+	}
+	obs.Ref = info
+	if c, ok := e.Decider.PendingClaim(); ok {
+		obs.Subject = c.Subject
+		m, err := e.Gallery.Verify(c.Subject, a.face.Embedding)
+		if err != nil {
+			// Unknown subject: the claim cannot verify.
+			obs.Accepted = false
+			obs.Score = math.NaN()
+			return obs
+		}
+		obs.Score = scoreValue(m.Score, e.Threshold)
+		obs.Accepted = enroll.Accepts(m.Score, e.Threshold)
+		return obs
+	}
+	id, err := e.Gallery.Identify(a.face.Embedding)
+	if err != nil {
+		obs.Score = math.NaN()
+		return obs // empty gallery: a face that matches no one
+	}
+	obs.Subject = id.Best.ID
+	obs.Score = scoreValue(id.Best.Score, e.Threshold)
+	obs.Margin = id.Margin
+	obs.Accepted = enroll.Accepts(id.Best.Score, e.Threshold)
+	return obs
+}
+
+// scoreValue is the score in the threshold's units.
+func scoreValue(s enroll.Score, t manifest.Threshold) float64 {
+	switch t.Score {
+	case string(manifest.MetricCosine):
+		return s.Similarity
+	case "probability":
+		return s.Probability
+	default:
+		return s.Distance
+	}
+}
+
+// collector gathers embeddings of good single-face frames for enrollment
+// from the camera.
+type collector struct {
+	want int
+	got  [][]float32
+	done chan struct{}
+}
+
+func (e *Engine) offer(emb []float32, faces int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.collector
+	if c == nil || faces != 1 || len(c.got) >= c.want {
+		return
+	}
+	c.got = append(c.got, append([]float32(nil), emb...))
+	if len(c.got) == c.want {
+		close(c.done)
+	}
+}
+
+// ErrBusy is returned when a camera enrollment is already collecting.
+var ErrBusy = errors.New("a camera enrollment is already in progress")
+
+// CollectFaces returns the embeddings of the next k frames that show exactly
+// one face passing the quality gate, or an error when ctx ends first.
+func (e *Engine) CollectFaces(ctx context.Context, k int) ([][]float32, error) {
+	c := &collector{want: k, done: make(chan struct{})}
+	e.mu.Lock()
+	if e.collector != nil {
+		e.mu.Unlock()
+		return nil, ErrBusy
+	}
+	e.collector = c
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.collector = nil
+		e.mu.Unlock()
+	}()
+	select {
+	case <-c.done:
+		return c.got, nil
+	case <-ctx.Done():
+		e.mu.Lock()
+		n := len(c.got)
+		e.mu.Unlock()
+		return nil, fmt.Errorf("collected %d of %d good frames: %w", n, k, ctx.Err())
+	}
+}
+
+// slot is a queue of one where the newest item replaces an unread one.
+type slot[T any] struct {
+	mu      sync.Mutex
+	v       T
+	has     bool
+	ready   chan struct{}
+	dropped uint64
+}
+
+func newSlot[T any]() *slot[T] { return &slot[T]{ready: make(chan struct{}, 1)} }
+
+func (s *slot[T]) put(v T) {
+	s.mu.Lock()
+	if s.has {
+		s.dropped++
+	}
+	s.v, s.has = v, true
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (s *slot[T]) tryTake() (T, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var zero T
+	if !s.has {
+		return zero, false
+	}
+	v := s.v
+	s.v, s.has = zero, false
+	return v, true
+}
+
+func (s *slot[T]) take(ctx context.Context) (T, error) {
+	for {
+		if v, ok := s.tryTake(); ok {
+			return v, nil
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image/png"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/facegate/facegate/capture"
+	"github.com/facegate/facegate/enroll"
+	"github.com/facegate/facegate/enroll/store"
+	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/infer/quality"
+)
+
+// testPipeline loads the real detector and embedder.
+func testPipeline(t *testing.T) *infer.Pipeline {
+	t.Helper()
+	dm, err := infer.Load(infer.TestModelDir(t, "blazeface-short"), infer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dm.Close() })
+	em, err := infer.Load(infer.TestModelDir(t, "dlib-resnet-v1"), infer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	det, err := infer.NewDetector(dm, infer.DetectorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := infer.NewEmbedder(em)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &infer.Pipeline{Det: det, Emb: emb, PadRetry: 0.25}
+}
+
+func testGallery(t *testing.T, man *manifest.Manifest) *Gallery {
+	t.Helper()
+	key, err := store.NewKey("k1", []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "gallery.db"), key, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sc, err := enroll.NewScorer(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := OpenGallery(st, sc, store.Model{Name: man.Name, Version: man.Version}, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// fileFrames serves JPEG files as camera frames, round robin, n frames,
+// in lockstep with the engine: the next frame comes once the previous one
+// was analysed, so the test sees every frame decided (a real camera runs
+// free and the engine drops what it cannot keep up with).
+type fileFrames struct {
+	data     [][]byte
+	n        int
+	seq      uint64
+	analysed chan struct{}
+}
+
+func (f *fileFrames) Frame() {}
+
+func (f *fileFrames) Inference() { f.analysed <- struct{}{} }
+
+func (f *fileFrames) Next(ctx context.Context) (capture.Frame, error) {
+	if f.seq > 0 {
+		select {
+		case <-f.analysed:
+		case <-time.After(30 * time.Second):
+			return capture.Frame{}, errors.New("frame not analysed in 30 s")
+		}
+	}
+	if int(f.seq) >= f.n {
+		time.Sleep(100 * time.Millisecond) // let the decide stage finish
+		return capture.Frame{}, io.EOF
+	}
+	d := f.data[int(f.seq)%len(f.data)]
+	f.seq++
+	return capture.Frame{Seq: f.seq, Time: time.Now(), Format: capture.FormatJPEG, Data: d}, nil
+}
+
+func newFileFrames(data [][]byte, n int) *fileFrames {
+	return &fileFrames{data: data, n: n, analysed: make(chan struct{}, 1)}
+}
+
+func readFiles(t *testing.T, paths ...string) [][]byte {
+	var out [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+type recorded struct {
+	mu   sync.Mutex
+	decs []Decision
+}
+
+func (r *recorded) emit(d Decision, _ *FaceInfo) {
+	r.mu.Lock()
+	r.decs = append(r.decs, d)
+	r.mu.Unlock()
+}
+
+func TestEngineGrantsEnrolledAndFlagsImpostor(t *testing.T) {
+	p := testPipeline(t)
+	faces := filepath.Join(infer.TestDataDir(t), "faces")
+	man := p.Emb.Model().Manifest()
+	g := testGallery(t, man)
+	th := manifest.Threshold{FMR: 1e-3, Score: "euclidean", Value: 0.41}
+	q := quality.DefaultThresholds()
+	q.MinInterOcular = 20 // LFW faces are ~40 px between the eyes
+
+	var rec recorded
+	newEngine := func(dec *Decider, src *fileFrames) *Engine {
+		e, err := NewEngine(EngineConfig{Pipe: p, Gallery: g, Decider: dec, Threshold: th, Quality: q, Emit: rec.emit, Progress: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	src := newFileFrames(readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "002.jpg"), filepath.Join(faces, "lfw__Akhmed_Zakayev", "003.jpg")), 12)
+	e := newEngine(NewDecider(DeciderConfig{AgreeN: 2, AgreeM: 3, Cooldown: time.Hour, UnknownInterval: time.Hour, IdentifyOpen: true}), src)
+
+	// Enrol from one photo, through the same path as verification.
+	enrolData := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "001.jpg"))
+	emb, err := e.EmbedEnrollImage(0, enrolData[0], imageio.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Enroll("akhmed", "Akhmed Zakayev", store.Source{Kind: "test"}, [][]float32{emb}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other photos of him at the door: one grant, not one per frame.
+	if err := e.Run(context.Background(), src); !errors.Is(err, io.EOF) {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rec.decs) != 1 || rec.decs[0].Verdict != Granted || rec.decs[0].Subject != "akhmed" {
+		t.Fatalf("decisions %+v, want one grant for akhmed", rec.decs)
+	}
+	if rec.decs[0].Best.Score > th.Value {
+		t.Fatalf("granted at score %.3f above the threshold", rec.decs[0].Best.Score)
+	}
+
+	// Someone else: unknown.
+	rec.decs = nil
+	src = newFileFrames(readFiles(t, filepath.Join(faces, "lfw__Abner_Martinez", "001.jpg"), filepath.Join(faces, "lfw__Adolfo_Rodriguez_Saa", "001.jpg")), 6)
+	e = newEngine(NewDecider(DeciderConfig{AgreeN: 2, AgreeM: 3, Cooldown: time.Hour, UnknownInterval: time.Hour, IdentifyOpen: true}), src)
+	if err := e.Run(context.Background(), src); !errors.Is(err, io.EOF) {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rec.decs) != 1 || rec.decs[0].Verdict != Unknown {
+		t.Fatalf("decisions %+v, want one unknown", rec.decs)
+	}
+}
+
+func TestEnrollImageErrors(t *testing.T) {
+	p := testPipeline(t)
+	data := infer.TestDataDir(t)
+	man := p.Emb.Model().Manifest()
+	e, err := NewEngine(EngineConfig{Pipe: p, Gallery: testGallery(t, man), Decider: NewDecider(DeciderConfig{AgreeN: 1, AgreeM: 1}),
+		Quality: quality.DefaultThresholds(), Emit: func(Decision, *FaceInfo) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := readFiles(t, filepath.Join(data, "scenes", "faceapi_bbt4.jpg"))[0]
+	lfw := readFiles(t, filepath.Join(data, "faces", "lfw__Abel_Pacheco", "001.jpg"))[0]
+	blank := encodePNG(t, imageio.NewRGB(200, 200))
+	cases := []struct {
+		name string
+		data []byte
+		lim  imageio.Limits
+		code string
+	}{
+		{"corrupt", []byte("\xff\xd8\xff\xe0 not really a jpeg"), imageio.Limits{}, CodeBadFormat},
+		{"text", []byte("hello"), imageio.Limits{}, CodeBadFormat},
+		{"too large", lfw, imageio.Limits{MaxPixels: 100 * 100}, CodeTooLarge},
+		{"no face", blank, imageio.Limits{}, CodeNoFace},
+		{"several faces", group, imageio.Limits{}, CodeSeveralFaces},
+		{"low quality", lfw, imageio.Limits{}, CodeLowQuality},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.code == CodeLowQuality {
+				e.Quality.MinInterOcular = 80 // demand a bigger face than this photo has
+				defer func() { e.Quality = quality.DefaultThresholds() }()
+			}
+			_, err := e.EmbedEnrollImage(3, c.data, c.lim)
+			var ee *EnrollError
+			if !errors.As(err, &ee) || ee.Code != c.code || ee.Index != 3 {
+				t.Fatalf("err = %v, want code %s for image 3", err, c.code)
+			}
+		})
+	}
+}
+
+func encodePNG(t *testing.T, img *imageio.RGB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
