@@ -1,8 +1,51 @@
 #!/usr/bin/env bash
-# The demo. Until the daemon lands it shows the binary and the models it loads.
+# The demo (make run): the daemon on a bundled clip with the embedded broker.
+#
+# It builds a short MJPEG clip from the two public-domain/CC0 photos in
+# testdata/ (a coffee cup, then astronaut Eileen Collins with a slow zoom),
+# starts `facegate run` on it with the embedded MQTT broker, enrols the
+# astronaut over MQTT from a mirrored copy of her photo (a signed request),
+# and prints the events as they arrive: nothing while the cup is in view,
+# one `granted` once she is (the cooldown keeps it to one), `unknown` before
+# she is enrolled. DEMO_SECONDS bounds the run (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin/facegate version
-bin/facegate models
-echo
-echo "facegate run (the daemon on the bundled clip with the embedded broker) is not built yet."
+bin=$PWD/bin/facegate
+demo=$PWD/build/demo
+secs=${DEMO_SECONDS:-30}
+port=${DEMO_PORT:-18830}
+command -v ffmpeg >/dev/null || { echo "demo: ffmpeg is needed to make the clip (apt-get install ffmpeg)" >&2; exit 1; }
+# A fresh gallery every run: unknown before enrollment, granted after.
+rm -rf "$demo/state"
+mkdir -p "$demo/state"
+chmod 700 "$demo"
+# Keys: HMAC keys for enrollment requests and the gallery's AES key.
+[ -f "$demo/enroll-keys" ] || { umask 077; printf 'demo:%s\n' "$(head -c 32 /dev/urandom | base64)" > "$demo/enroll-keys"; }
+[ -f "$demo/gallery-key" ] || { umask 077; printf 'demo:%s\n' "$(head -c 32 /dev/urandom | base64)" > "$demo/gallery-key"; }
+if [ ! -s "$demo/clip.mjpeg" ]; then
+  ffmpeg -loglevel error -y \
+    -framerate 10 -loop 1 -t 4 -i testdata/coffee.jpg \
+    -framerate 10 -loop 1 -t 8 -i testdata/astronaut.jpg \
+    -filter_complex "[0]scale=640:480,setsar=1[a];[1]scale=640:640,crop=640:480:0:40,zoompan=z='min(zoom+0.004,1.4)':x='iw/2-(iw/zoom/2)':y='ih/3-(ih/zoom/3)':d=1:s=640x480:fps=10,setsar=1[b];[a][b]concat=n=2:v=1" \
+    -r 10 -q:v 4 -f mjpeg "$demo/clip.mjpeg"
+  ffmpeg -loglevel error -y -i testdata/astronaut.jpg -vf hflip "$demo/enroll.jpg"
+fi
+export FACEGATE_DEVICE_ID=demo-door FACEGATE_STATE_DIR="$demo/state" FACEGATE_MODELS_DIR="$PWD/build/models"
+export FACEGATE_CAMERA="$demo/clip.mjpeg" FACEGATE_CAMERA_FPS=10 FACEGATE_CAMERA_LOOP=true
+export FACEGATE_CAMERA_WIDTH=640 FACEGATE_CAMERA_HEIGHT=480
+export FACEGATE_MQTT_EMBEDDED=true FACEGATE_MQTT_EMBEDDED_ADDR=127.0.0.1:$port
+export FACEGATE_ENROLL_KEYS="$demo/enroll-keys" FACEGATE_GALLERY_KEY="$demo/gallery-key"
+export FACEGATE_COOLDOWN=1m FACEGATE_UNKNOWN_INTERVAL=1m FACEGATE_MQTT_STATS_INTERVAL=10s FACEGATE_LOG_LEVEL=warn
+echo "== facegate $("$bin" version | head -1 | cut -d' ' -f2): demo on $demo/clip.mjpeg, broker 127.0.0.1:$port, ${secs}s"
+"$bin" run 2> "$demo/daemon.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+"$bin" watch -broker tcp://127.0.0.1:$port -device demo-door &
+watcher=$!
+trap 'kill $watcher $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+sleep 8
+echo "== enrolling the astronaut from a mirrored copy of her photo (signed request)"
+"$bin" enroll -broker tcp://127.0.0.1:$port -device demo-door -keys "$demo/enroll-keys" \
+  add astronaut "Eileen Collins" "$demo/enroll.jpg" || true
+sleep "$secs"
+echo "== daemon log: $demo/daemon.log"

@@ -83,7 +83,9 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 		return nil, fmt.Errorf("-device is required (or FACEGATE_DEVICE_ID)")
 	}
 	o := paho.NewClientOptions().AddBroker(c.broker).SetClientID(id + "-" + randomID()[:8]).
-		SetCleanSession(true).SetConnectTimeout(10 * time.Second)
+		SetCleanSession(true).SetConnectTimeout(10 * time.Second).
+		// The gate (or its embedded broker) may still be starting.
+		SetConnectRetry(true).SetConnectRetryInterval(time.Second)
 	if c.user != "" {
 		o.SetUsername(c.user)
 	}
@@ -96,8 +98,9 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 	}
 	cl := paho.NewClient(o)
 	t := cl.Connect()
-	if !t.WaitTimeout(15*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect %s: %v", c.broker, t.Error())
+	if !t.WaitTimeout(c.timeout) || t.Error() != nil {
+		cl.Disconnect(0)
+		return nil, fmt.Errorf("connect %s: no broker within %s (%v)", c.broker, c.timeout, t.Error())
 	}
 	return cl, nil
 }
