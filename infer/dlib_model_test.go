@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,8 +117,19 @@ func TestDlibManifest(t *testing.T) {
 	if al.Points[0][0] >= al.Points[1][0] {
 		t.Fatalf("right_eye %v should be left of left_eye %v in the image", al.Points[0], al.Points[1])
 	}
-	if man.Head == nil || man.Head.Probability(0.415) < 0.49 || man.Head.Probability(0.415) > 0.51 {
-		t.Fatalf("head %+v: want p=0.5 at d=0.415", man.Head)
+	// The default head puts p=0.5 at dlib's threshold (0.415 normalised);
+	// a head fitted by models/train_head.py (committed calibration) must
+	// still decrease with distance and cross 0.5 near it.
+	if man.Head == nil || man.Head.Weight >= 0 {
+		t.Fatalf("head %+v", man.Head)
+	}
+	half := -man.Head.Bias / man.Head.Weight
+	if strings.HasPrefix(man.Head.FittedOn, "default") {
+		if math.Abs(half-0.415) > 0.005 {
+			t.Fatalf("default head %+v: want p=0.5 at d=0.415", man.Head)
+		}
+	} else if half < 0.3 || half > 0.6 {
+		t.Fatalf("fitted head %+v: p=0.5 at d=%.3f", man.Head, half)
 	}
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -120,7 +121,16 @@ def save_model(module, out_dir: os.PathLike | str, signatures: dict[str, Callabl
             module.head_b.assign([cal["head"]["bias"]])
             manifest["head"] = {"fitted_on": cal["head"].get("fitted_on", "")}
         if cal.get("thresholds"):
-            manifest["thresholds"] = cal["thresholds"]
+            manifest["thresholds"] = [t for t in cal["thresholds"] if t["score"] != "probability"]
+            if hasattr(module, "head_w"):
+                # The head is monotonic in the distance: each calibrated
+                # distance threshold is also a probability threshold, taken
+                # through the head that is exported (fitted or default).
+                w, b = float(module.head_w.numpy()[0, 0]), float(module.head_b.numpy()[0])
+                for t in list(manifest["thresholds"]):
+                    if t["score"] == "euclidean":
+                        pt = dict(t, score="probability", value=1 / (1 + math.exp(-(w * t["value"] + b))))
+                        manifest["thresholds"].append(pt)
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         manifest["signatures"] = signature_specs(tmp, list(signatures))
         if hasattr(module, "head_w") and hasattr(module, "head_b"):

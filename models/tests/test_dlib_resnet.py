@@ -138,7 +138,12 @@ def test_manifest(saved):
     assert m["weights"] == "pretrained" and len(m["weights_sha256"]) == 64
     assert m["provenance"]["sha256"] == dlib_resnet.DAT_SHA256
     assert "face_recognition_models==0.3.0" in m["provenance"]["source"]
-    assert m["head"]["weight"] < 0 and m["head"]["bias"] / -m["head"]["weight"] == pytest.approx(0.415, abs=1e-6)
+    half = m["head"]["bias"] / -m["head"]["weight"]
+    assert m["head"]["weight"] < 0
+    if m["head"]["fitted_on"].startswith("default"):
+        assert half == pytest.approx(0.415, abs=1e-6)
+    else:  # fitted by models/train_head.py (models/calibration/)
+        assert 0.3 < half < 0.6
     assert set(m["signatures"]) == {"embed", "verify", "serving_default"}
     assert m["signatures"]["embed"]["outputs"]["embeddings"]["shape"] == [-1, 128]
 
