@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -197,6 +198,7 @@ func cmdEval(ctx context.Context, args []string, stdout io.Writer) error {
 	thresholdsOut := fs.String("thresholds-out", "", "with -calibrate: also write the model's calibration (thresholds and head) as JSON here, e.g. models/calibration/NAME.json")
 	impostors := fs.Int("impostors", 0, "with -calibrate: add this many random impostor pairs (different identities of the same source, among the images found) to the calibration only, so low FMR targets (1e-4 needs 10,000) can be measured")
 	scoresIn := fs.String("scores-in", "", "evaluate a scores file (as -scores writes, e.g. from a peer system under bench/) instead of running the models")
+	plotFrom := fs.String("plot-from", "", "comma-separated report JSON files (from -json): plot their ROC/DET curves together into -plot, then exit")
 	label := fs.String("label", "", "with -scores-in: the system's name in the report")
 	dataset := fs.String("dataset", "", "name of the data set for the report and calibration (default: the pairs file name)")
 	identify := fs.Bool("identify", false, "one-shot identification instead of pairs: enrol K images per person from -root/<identity>/ folders, identify the rest")
@@ -211,6 +213,9 @@ func cmdEval(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return errUsage
+	}
+	if *plotFrom != "" {
+		return plotReports(strings.Split(*plotFrom, ","), *plot)
 	}
 	if *scoresIn != "" {
 		return evalScoresFile(*scoresIn, *label, *dataset, *folds, *jsonOut, *plot, stdout)
@@ -444,6 +449,36 @@ func readScores(r io.Reader) ([]eval.Pair, eval.Scores, []string, error) {
 		return nil, s, nil, fmt.Errorf("scores: empty file")
 	}
 	return pairs, s, failed, nil
+}
+
+// plotReports draws the ROC/DET curves of several reports in one SVG.
+func plotReports(files []string, out string) error {
+	if out == "" {
+		return fmt.Errorf("-plot-from needs -plot OUT.svg")
+	}
+	var curves []eval.Curve
+	var datasets []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r eval.Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		label := r.Model
+		if label == "" {
+			label = filepath.Base(f)
+		}
+		curves = append(curves, eval.Curve{Label: fmt.Sprintf("%s (accuracy %.2f%%)", label, 100*r.Accuracy.Mean), ROC: r.ROC})
+		if !slices.Contains(datasets, r.Dataset) {
+			datasets = append(datasets, r.Dataset)
+		}
+	}
+	return writeFileWith(out, func(w io.Writer) error {
+		return eval.WriteROCSVG(w, "facegate eval: "+strings.Join(datasets, ", "), curves...)
+	})
 }
 
 func evalScoresFile(path, label, dataset string, folds int, jsonOut, plot string, stdout io.Writer) error {
