@@ -228,3 +228,32 @@ func encodePNG(t *testing.T, img *imageio.RGB) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestLoadModelsRefusesUntrainedAndUncalibrated: the daemon will not decide
+// with random weights unless told to, nor without a threshold calibrated
+// for the configured false-match rate.
+func TestLoadModelsRefusesUntrainedAndUncalibrated(t *testing.T) {
+	dir := filepath.Dir(infer.TestModelDir(t, "dlib-resnet-v1"))
+	infer.TestModelDir(t, "vggface2-resnet50")
+	cfg := ModelsConfig{Dir: dir, Detector: "blazeface-short", Embedder: "vggface2-resnet50"}
+	if _, _, _, err := LoadModels(cfg, 1e-3); !errors.Is(err, ErrUntrained) {
+		t.Fatalf("untrained model: err = %v, want ErrUntrained", err)
+	}
+	cfg.AllowUntrained = true
+	if _, _, _, err := LoadModels(cfg, 1e-3); !errors.Is(err, ErrNotCalibrated) {
+		t.Fatalf("untrained, allowed, uncalibrated: err = %v, want ErrNotCalibrated", err)
+	}
+	cfg = ModelsConfig{Dir: dir, Detector: "blazeface-short", Embedder: "dlib-resnet-v1"}
+	if _, _, _, err := LoadModels(cfg, 0.05); !errors.Is(err, ErrNotCalibrated) {
+		t.Fatalf("FMR 0.05 was never calibrated: err = %v", err)
+	}
+	det, emb, th, err := LoadModels(cfg, 1e-3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det.Close()
+	emb.Close()
+	if th.FMR != 1e-3 || th.Score != "euclidean" || th.Value <= 0 || th.Value >= 1 || th.Dataset == "" {
+		t.Fatalf("threshold %+v", th)
+	}
+}
