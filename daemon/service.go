@@ -339,7 +339,6 @@ func (t frameTap) Next(ctx context.Context) (capture.Frame, error) {
 	f, err := t.src.Next(ctx)
 	if err == nil {
 		t.s.firstOnce.Do(func() { close(t.s.firstFrame) })
-		t.s.acc.Frame(f.Time)
 	}
 	return f, err
 }
@@ -451,8 +450,10 @@ func newEventID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// observe feeds per-frame results to the failure-to-acquire tracker.
+// observe counts a processed frame (the stats' fps is frames analysed, not
+// frames the camera offered) and feeds the failure-to-acquire tracker.
 func (s *Service) observe(r FrameResult) {
+	s.acc.Frame(r.Analysed)
 	if s.fta.frame(r) {
 		s.acc.Observe(mqtt.Event{Time: r.Analysed, Decision: mqtt.DecisionUnknown, Reason: mqtt.ReasonFailureToAcquire,
 			LatencyMS: float64(r.Analysed.Sub(r.Captured).Microseconds()) / 1000})
