@@ -232,7 +232,8 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 		return nil, fmt.Errorf("FACEGATE_CAMERA: %w", err)
 	}
 	log.Info("camera open", "source", cfg.Source, "kind", kind)
-	s.latest = capture.NewLatest(s.src, capture.LatestOptions{Metrics: s.capMet, Logger: log.With("component", "capture")})
+	// Latest decodes in the grab stage and skips (and counts) corrupt frames.
+	s.latest = capture.NewLatest(s.src, capture.LatestOptions{Metrics: s.capMet, Decode: true, Logger: log.With("component", "capture")})
 
 	// MQTT.
 	mcfg := cfg.MQTT
@@ -493,6 +494,11 @@ func (s *Service) stats() mqtt.Stats {
 		n += p.Templates
 	}
 	st.GalleryTemplates = n
+	if s.capMet != nil {
+		c := s.capMet.Snapshot()
+		st.Camera = &mqtt.CameraStats{FPSIn: c.FPSIn, FPSOut: c.FPSOut, Dropped: c.Dropped, Corrupt: c.Corrupt,
+			DecodeMS: float64(c.DecodeMean.Microseconds()) / 1000, Outages: c.Outages, Reconnects: c.Reconnects, Connected: c.Connected}
+	}
 	return st
 }
 

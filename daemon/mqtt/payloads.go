@@ -165,6 +165,20 @@ type Stats struct {
 	// RequestsDropped counts incoming requests dropped because the
 	// request queue was full.
 	RequestsDropped uint64 `json:"requests_dropped"`
+	// Camera reports the frame source, when the daemon has one.
+	Camera *CameraStats `json:"camera,omitempty"`
+}
+
+// CameraStats are the frame source's counters since start.
+type CameraStats struct {
+	FPSIn      float64 `json:"fps_in"`     // frames delivered by the camera per second
+	FPSOut     float64 `json:"fps_out"`    // frames taken by the pipeline per second
+	Dropped    uint64  `json:"dropped"`    // frames replaced by a newer one before they were used
+	Corrupt    uint64  `json:"corrupt"`    // undecodable frames skipped
+	DecodeMS   float64 `json:"decode_ms"`  // mean decode time per frame
+	Outages    uint64  `json:"outages"`    // times the camera disappeared
+	Reconnects uint64  `json:"reconnects"` // times it came back
+	Connected  bool    `json:"connected"`
 }
 
 // FeedbackCounts counts operator feedback by outcome.

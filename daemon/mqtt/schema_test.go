@@ -104,6 +104,7 @@ func fullStats() Stats {
 	a.SetGallery(EstimateGallery(g, cosine, GalleryOptions{Threshold: 0.8, HigherIsMatch: true}))
 	s := a.Snapshot(time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC))
 	s.DeviceID = "door1"
+	s.Camera = &CameraStats{FPSIn: 15, FPSOut: 11.5, Dropped: 120, Corrupt: 1, DecodeMS: 5.4, Outages: 1, Reconnects: 1, Connected: true}
 	return s
 }
 
