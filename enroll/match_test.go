@@ -175,39 +175,3 @@ func TestDeleteErasesTemplates(t *testing.T) {
 		t.Fatal("Put did not copy the caller's template")
 	}
 }
-
-func BenchmarkIdentify(b *testing.B) {
-	for _, c := range []struct {
-		people, dim int
-	}{{1000, 128}, {10000, 128}, {1000, 2048}} {
-		rng := rand.New(rand.NewPCG(5, 6))
-		m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: c.dim})
-		for i := range c.people {
-			m.Put(string(rune('a'+i%26))+string(rune(i)), "", [][]float32{unit(rng, c.dim)})
-		}
-		probe := unit(rng, c.dim)
-		b.Run(fmtCase(c.people, c.dim), func(b *testing.B) {
-			b.SetBytes(int64(c.people * c.dim * 4 * 2)) // template + mean per person
-			for b.Loop() {
-				if _, err := m.Identify(probe, 5); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-func fmtCase(people, dim int) string {
-	return "people=" + itoa(people) + "/dim=" + itoa(dim)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
