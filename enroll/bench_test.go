@@ -24,7 +24,9 @@ func galleryName(people, dim int) string {
 
 // galleryBytes is what Identify reads per probe: each person's template and
 // their mean.
-func galleryBytes(people, dim int) int64 { return int64(people) * int64(dim) * 4 * 2 }
+// galleryBytes is what Identify reads per probe with one template per
+// person (a single template is its own mean and is read once).
+func galleryBytes(people, dim int) int64 { return int64(people) * int64(dim) * 4 }
 
 // BenchmarkIdentifyGallery times Identify(probe, 5) with one template per
 // person; MB/s is the rate at which it streams the templates.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/facegate/facegate/infer/manifest"
 )
@@ -142,7 +141,7 @@ type PersonMatch struct {
 type Matcher struct {
 	sc     Scorer
 	people map[string]*Person
-	order  []string
+	list   []*Person // enrollment order: 1:N scans this, not the map
 }
 
 // NewMatcher makes an empty matcher.
@@ -186,8 +185,14 @@ func (m *Matcher) Put(id, name string, templates [][]float32) error {
 		p.Templates = append(p.Templates, append([]float32(nil), t...))
 	}
 	p.Mean = mean(p.Templates)
-	if _, ok := m.people[id]; !ok {
-		m.order = append(m.order, id)
+	if old, ok := m.people[id]; ok {
+		for i, q := range m.list {
+			if q == old {
+				m.list[i] = p
+			}
+		}
+	} else {
+		m.list = append(m.list, p)
 	}
 	m.people[id] = p
 	return nil
@@ -215,9 +220,9 @@ func (m *Matcher) Delete(id string) error {
 	}
 	clear(p.Mean)
 	delete(m.people, id)
-	for i, x := range m.order {
-		if x == id {
-			m.order = append(m.order[:i], m.order[i+1:]...)
+	for i, q := range m.list {
+		if q == p {
+			m.list = append(m.list[:i], m.list[i+1:]...)
 			break
 		}
 	}
@@ -234,21 +239,43 @@ func (m *Matcher) Get(id string) (*Person, bool) {
 }
 
 // IDs lists enrolled people in enrollment order.
-func (m *Matcher) IDs() []string { return append([]string(nil), m.order...) }
+func (m *Matcher) IDs() []string {
+	ids := make([]string, len(m.list))
+	for i, p := range m.list {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// bestDot is the probe's closest comparison with p: the best of its
+// templates and their mean; via is the template index, or -1 for the mean.
+func bestDot(p *Person, probe []float32) (best float64, via int) {
+	if len(p.Templates) == 1 {
+		// The mean of one unit template is that template: read it once.
+		return dot(probe, p.Templates[0]), 0
+	}
+	best, via = dot(probe, p.Mean), -1
+	for i, t := range p.Templates {
+		if d := dot(probe, t); d > best {
+			best, via = d, i
+		}
+	}
+	return best, via
+}
+
+func (m *Matcher) match(p *Person, d float64, via int) PersonMatch {
+	pm := PersonMatch{ID: p.ID, Score: m.sc.fromDot(d), Via: "mean"}
+	if via >= 0 {
+		pm.Via = fmt.Sprintf("template %d", via)
+	}
+	return pm
+}
 
 // scorePerson compares a probe with each template of p and with their mean
 // and keeps the closest.
 func (m *Matcher) scorePerson(p *Person, probe []float32) PersonMatch {
-	best := PersonMatch{ID: p.ID, Via: "mean"}
-	bestDot := dot(probe, p.Mean)
-	for i, t := range p.Templates {
-		if d := dot(probe, t); d > bestDot {
-			bestDot = d
-			best.Via = fmt.Sprintf("template %d", i)
-		}
-	}
-	best.Score = m.sc.fromDot(bestDot)
-	return best
+	d, via := bestDot(p, probe)
+	return m.match(p, d, via)
 }
 
 // Verify is 1:1 matching: the probe against the claimed subject only.
@@ -282,11 +309,38 @@ func (m *Matcher) Identify(probe []float32, k int) (Identification, error) {
 	if len(m.people) == 0 {
 		return Identification{}, fmt.Errorf("%w: the gallery is empty", ErrNotFound)
 	}
-	all := make([]PersonMatch, 0, len(m.people))
-	for _, id := range m.order {
-		all = append(all, m.scorePerson(m.people[id], probe))
+	// One pass over the gallery keeping the k best (at least two, for the
+	// margin) in a small sorted array: no allocation or sort per person.
+	if k <= 0 || k > len(m.list) {
+		k = len(m.list)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Score.Similarity > all[j].Score.Similarity })
+	keep := max(k, min(2, len(m.list)))
+	type cand struct {
+		p   *Person
+		d   float64
+		via int
+	}
+	top := make([]cand, 0, keep+1)
+	for _, p := range m.list {
+		d, via := bestDot(p, probe)
+		if len(top) == keep && d <= top[len(top)-1].d {
+			continue // ties keep the earlier enrolled, as a stable sort would
+		}
+		i := len(top)
+		for i > 0 && top[i-1].d < d {
+			i--
+		}
+		top = append(top, cand{})
+		copy(top[i+1:], top[i:])
+		top[i] = cand{p, d, via}
+		if len(top) > keep {
+			top = top[:keep]
+		}
+	}
+	all := make([]PersonMatch, len(top))
+	for i, c := range top {
+		all[i] = m.match(c.p, c.d, c.via)
+	}
 	id := Identification{Best: all[0], Margin: math.Inf(1)}
 	if len(all) > 1 {
 		second := all[1]
@@ -296,9 +350,6 @@ func (m *Matcher) Identify(probe []float32, k int) (Identification, error) {
 		} else {
 			id.Margin = second.Score.Distance - all[0].Score.Distance
 		}
-	}
-	if k <= 0 || k > len(all) {
-		k = len(all)
 	}
 	id.Ranked = all[:k]
 	return id, nil

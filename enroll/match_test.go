@@ -1,9 +1,12 @@
 package enroll
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/facegate/facegate/infer/manifest"
@@ -173,5 +176,58 @@ func TestDeleteErasesTemplates(t *testing.T) {
 	}
 	if tmpl[0] != 1 {
 		t.Fatal("Put did not copy the caller's template")
+	}
+}
+
+// TestIdentifyRanksLikeAFullSort: the single-pass top-k gives the ranking a
+// full stable sort of every person would, for any k.
+func TestIdentifyRanksLikeAFullSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 16})
+	var ids []string
+	for i := range 200 {
+		id := fmt.Sprintf("p%03d", i)
+		ids = append(ids, id)
+		ts := [][]float32{unit(rng, 16)}
+		if i%3 == 0 {
+			ts = append(ts, unit(rng, 16))
+		}
+		if err := m.Put(id, "", ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dup, _ := m.Get("p007")
+	if err := m.Put("p199", "", dup.Templates); err != nil { // a tie with p007
+		t.Fatal(err)
+	}
+	for trial := range 20 {
+		probe := unit(rng, 16)
+		if trial == 0 {
+			probe = dup.Templates[0]
+		}
+		var want []PersonMatch
+		for _, id := range ids {
+			p, _ := m.Get(id)
+			want = append(want, m.scorePerson(p, probe))
+		}
+		slices.SortStableFunc(want, func(a, b PersonMatch) int { return cmp.Compare(b.Score.Similarity, a.Score.Similarity) })
+		for _, k := range []int{1, 2, 5, 0} {
+			got, err := m.Identify(probe, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := k
+			if k == 0 {
+				n = len(want)
+			}
+			if len(got.Ranked) != n || got.Second == nil || got.Second.ID != want[1].ID || got.Best.ID != want[0].ID {
+				t.Fatalf("trial %d k %d: best %v second %v, want %s %s", trial, k, got.Best.ID, got.Second, want[0].ID, want[1].ID)
+			}
+			for i := range got.Ranked {
+				if got.Ranked[i].ID != want[i].ID || got.Ranked[i].Via != want[i].Via {
+					t.Fatalf("trial %d k %d rank %d: %+v, want %+v", trial, k, i, got.Ranked[i], want[i])
+				}
+			}
+		}
 	}
 }
