@@ -109,7 +109,7 @@ func TestBenchMatchingSmoke(t *testing.T) {
 		t.Fatalf("report: %+v", rep)
 	}
 	for i, c := range rep.Cases {
-		if c.People != []int{10, 50}[i] || c.Dim != 8 || c.Bytes != int64(c.People*8*4*2) || c.Iters != 3 {
+		if c.People != []int{10, 50}[i] || c.Dim != 8 || c.Bytes != int64(c.People*8*4) || c.Iters != 3 {
 			t.Errorf("case %d: %+v", i, c)
 		}
 		if c.IdentifyMS.N != 3 || c.BoundMS.N != 3 || c.Ratio <= 0 || c.IdentifyGBps <= 0 || c.BoundGBps <= 0 {
