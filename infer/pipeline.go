@@ -202,3 +202,33 @@ func (p *Pipeline) Assess(img *imageio.RGB, f *Face, th quality.Thresholds) (qua
 	}
 	return quality.Assess(img, qf, th)
 }
+
+// OpenPipeline loads a detector and, unless embedderDir is empty, an
+// embedder, and returns the pipeline with a function that releases both.
+func OpenPipeline(detectorDir, embedderDir string, opts Options, dcfg DetectorConfig, padRetry float64) (*Pipeline, func(), error) {
+	dm, err := Load(detectorDir, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFn := func() { dm.Close() }
+	det, err := NewDetector(dm, dcfg)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	p := &Pipeline{Det: det, PadRetry: padRetry}
+	if embedderDir == "" {
+		return p, closeFn, nil
+	}
+	em, err := Load(embedderDir, opts)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	closeFn = func() { dm.Close(); em.Close() }
+	if p.Emb, err = NewEmbedder(em); err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return p, closeFn, nil
+}

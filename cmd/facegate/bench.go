@@ -912,28 +912,7 @@ type peerTiming struct {
 }
 
 func (bf *benchFlags) openPipeline() (*infer.Pipeline, func(), error) {
-	opts := bf.options()
-	dm, err := infer.Load(bf.path(bf.detector), opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	em, err := infer.Load(bf.path(bf.names[0]), opts)
-	if err != nil {
-		dm.Close()
-		return nil, nil, err
-	}
-	closeFn := func() { dm.Close(); em.Close() }
-	det, err := infer.NewDetector(dm, infer.DetectorConfig{})
-	if err != nil {
-		closeFn()
-		return nil, nil, err
-	}
-	emb, err := infer.NewEmbedder(em)
-	if err != nil {
-		closeFn()
-		return nil, nil, err
-	}
-	return &infer.Pipeline{Det: det, Emb: emb, PadRetry: bf.pad}, closeFn, nil
+	return infer.OpenPipeline(bf.path(bf.detector), bf.path(bf.names[0]), bf.options(), infer.DetectorConfig{}, bf.pad)
 }
 
 func (bf *benchFlags) readPairs() ([]eval.Pair, error) {

@@ -54,43 +54,17 @@ func (m *modelFlags) path(name string) string {
 }
 
 // openDetector loads the detector only.
-func (m *modelFlags) openDetector() (p *infer.Pipeline, closeFn func(), err error) {
-	dm, err := infer.Load(m.path(m.detector), infer.Options{IntraOpThreads: m.threads, InterOpThreads: 1})
-	if err != nil {
-		return nil, nil, err
-	}
-	det, err := infer.NewDetector(dm, infer.DetectorConfig{MinScore: m.minScore})
-	if err != nil {
-		dm.Close()
-		return nil, nil, err
-	}
-	return &infer.Pipeline{Det: det, PadRetry: m.pad}, func() { dm.Close() }, nil
+func (m *modelFlags) openDetector() (*infer.Pipeline, func(), error) {
+	return infer.OpenPipeline(m.path(m.detector), "", m.options(), infer.DetectorConfig{MinScore: m.minScore}, m.pad)
 }
 
-// open loads both models; close releases them.
-func (m *modelFlags) open() (p *infer.Pipeline, closeFn func(), err error) {
-	opts := infer.Options{IntraOpThreads: m.threads, InterOpThreads: 1}
-	dm, err := infer.Load(m.path(m.detector), opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	em, err := infer.Load(m.path(m.embedder), opts)
-	if err != nil {
-		dm.Close()
-		return nil, nil, err
-	}
-	closeFn = func() { dm.Close(); em.Close() }
-	det, err := infer.NewDetector(dm, infer.DetectorConfig{MinScore: m.minScore})
-	if err != nil {
-		closeFn()
-		return nil, nil, err
-	}
-	emb, err := infer.NewEmbedder(em)
-	if err != nil {
-		closeFn()
-		return nil, nil, err
-	}
-	return &infer.Pipeline{Det: det, Emb: emb, PadRetry: m.pad}, closeFn, nil
+// open loads both models; the returned function releases them.
+func (m *modelFlags) open() (*infer.Pipeline, func(), error) {
+	return infer.OpenPipeline(m.path(m.detector), m.path(m.embedder), m.options(), infer.DetectorConfig{MinScore: m.minScore}, m.pad)
+}
+
+func (m *modelFlags) options() infer.Options {
+	return infer.Options{IntraOpThreads: m.threads, InterOpThreads: 1}
 }
 
 // embedResult is what the pipeline made of one image.
