@@ -140,6 +140,16 @@ func (g *Gallery) List() []PersonInfo {
 	return out
 }
 
+// Name is an enrolled person's display name ("" when unknown).
+func (g *Gallery) Name(id string) string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if p, ok := g.m.Get(id); ok {
+		return p.Name
+	}
+	return ""
+}
+
 // Has reports whether id is enrolled.
 func (g *Gallery) Has(id string) bool {
 	g.mu.RLock()

@@ -390,12 +390,7 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 		ev.Score = 0
 	}
 	if d.Subject != "" && (d.Verdict != Unknown) {
-		ev.Subject = &mqtt.Subject{ID: d.Subject}
-		for _, p := range s.gallery.List() {
-			if p.ID == d.Subject {
-				ev.Subject.Name = p.Name
-			}
-		}
+		ev.Subject = &mqtt.Subject{ID: d.Subject, Name: s.gallery.Name(d.Subject)}
 	}
 	if fi != nil {
 		ev.Face = &mqtt.Box{X: int(fi.Box[0]), Y: int(fi.Box[1]), W: int(fi.Box[2] - fi.Box[0]), H: int(fi.Box[3] - fi.Box[1])}
