@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/internal/vec"
 )
 
 // 1:N matching cost against the memory-bandwidth bound of the same bytes
@@ -22,8 +23,6 @@ func galleryName(people, dim int) string {
 	return "people=" + strconv.Itoa(people) + "/dim=" + strconv.Itoa(dim)
 }
 
-// galleryBytes is what Identify reads per probe: each person's template and
-// their mean.
 // galleryBytes is what Identify reads per probe with one template per
 // person (a single template is its own mean and is read once).
 func galleryBytes(people, dim int) int64 { return int64(people) * int64(dim) * 4 }
@@ -57,29 +56,7 @@ func BenchmarkIdentifyGallery(b *testing.B) {
 
 var scanSink float32
 
-// scanSum is a plain float32 sum with independent accumulators: the
-// memory-bandwidth bound of a scan over the same number of bytes.
-func scanSum(data []float32) float32 {
-	var s0, s1, s2, s3, s4, s5, s6, s7 float32
-	i := 0
-	for ; i+8 <= len(data); i += 8 {
-		d := data[i : i+8 : i+8]
-		s0 += d[0]
-		s1 += d[1]
-		s2 += d[2]
-		s3 += d[3]
-		s4 += d[4]
-		s5 += d[5]
-		s6 += d[6]
-		s7 += d[7]
-	}
-	for ; i < len(data); i++ {
-		s0 += data[i]
-	}
-	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
-}
-
-// BenchmarkScanBound sums as many contiguous bytes as
+// BenchmarkScanBound sums (vec.Sum, the SIMD kernel) as many contiguous bytes as
 // BenchmarkIdentifyGallery reads, case for case: compare their MB/s.
 func BenchmarkScanBound(b *testing.B) {
 	for _, c := range benchGalleries {
@@ -91,18 +68,8 @@ func BenchmarkScanBound(b *testing.B) {
 			}
 			b.SetBytes(n * 4)
 			for b.Loop() {
-				scanSink += scanSum(data)
+				scanSink += vec.Sum(data)
 			}
 		})
-	}
-}
-
-func TestScanSum(t *testing.T) {
-	data := make([]float32, 1003)
-	for i := range data {
-		data[i] = 1
-	}
-	if got := scanSum(data); got != 1003 {
-		t.Fatalf("scanSum of 1003 ones = %v", got)
 	}
 }

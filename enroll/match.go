@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 
 	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/internal/vec"
 )
 
 // Scorer compares L2-normalised embeddings the way a model's manifest says:
@@ -52,7 +55,7 @@ func (s Score) Value(metric manifest.Metric) float64 {
 
 // Compare scores two L2-normalised embeddings.
 func (sc Scorer) Compare(a, b []float32) Score {
-	return sc.fromDot(dot(a, b))
+	return sc.fromDot(float64(vec.Dot(a, b)))
 }
 
 func (sc Scorer) fromDot(d float64) Score {
@@ -79,23 +82,6 @@ func Accepts(s Score, t manifest.Threshold) bool {
 	}
 }
 
-func dot(a, b []float32) float64 {
-	n := min(len(a), len(b))
-	a, b = a[:n], b[:n]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += a[i] * b[i]
-	}
-	return float64(s0 + s1 + s2 + s3)
-}
-
 // Normalize scales v to unit length in place and returns its former norm.
 func Normalize(v []float32) float64 {
 	var s float64
@@ -114,11 +100,17 @@ func Normalize(v []float32) float64 {
 
 // Person is an enrolled subject: one template per enrollment photo, and
 // their normalised mean.
+//
+// Templates and Mean are views into the matcher's packed rows: read them
+// under the same guard as the matcher, and copy them to keep them past the
+// next Put or Delete, which may move or erase them.
 type Person struct {
 	ID        string
 	Name      string
 	Templates [][]float32
-	Mean      []float32
+	Mean      []float32 // with one template, that template itself
+
+	row, rows int // the person's rows in the matcher's packed array
 }
 
 // ErrNotFound is returned for an unknown subject.
@@ -126,6 +118,14 @@ var ErrNotFound = errors.New("unknown subject")
 
 // ErrEmbedding is returned for an embedding of the wrong size or not finite.
 var ErrEmbedding = errors.New("bad embedding")
+
+// MaxTemplates bounds the templates of one person (enrollment takes 1-5
+// photos; the bound keeps a person's rows inside one scan block).
+const MaxTemplates = blockRows - 1
+
+// blockRows is how many rows Identify scores per call of the dot-product
+// kernel, into a buffer on its stack.
+const blockRows = 256
 
 // PersonMatch is a probe's best comparison with one person: the best of its
 // templates and of their mean.
@@ -137,16 +137,26 @@ type PersonMatch struct {
 }
 
 // Matcher is an in-memory index of enrolled people for 1:1 and 1:N matching.
-// It is not safe for concurrent mutation; the gallery guards it.
+// Identify and Verify may run concurrently with each other, not with Put or
+// Delete; the gallery guards it.
+//
+// Every vector a probe is compared with lives in one contiguous array, in
+// enrollment order: for each person, their mean then their templates, or
+// their one template alone (a single unit template is its own mean). 1:N
+// matching is then one sequential scan at memory speed (docs/benchmarks.md).
 type Matcher struct {
 	sc     Scorer
 	people map[string]*Person
-	list   []*Person // enrollment order: 1:N scans this, not the map
+	list   []*Person // enrollment order, the order of the packed rows
+	vecs   []float32 // packed rows of sc.Dim values
+	// starts[i] is the first packed row of list[i]; starts[len(list)] the
+	// number of rows. 1:N matching walks this, not the people.
+	starts []int32
 }
 
 // NewMatcher makes an empty matcher.
 func NewMatcher(sc Scorer) *Matcher {
-	return &Matcher{sc: sc, people: map[string]*Person{}}
+	return &Matcher{sc: sc, people: map[string]*Person{}, starts: []int32{0}}
 }
 
 // Scorer is the matcher's scorer.
@@ -169,7 +179,8 @@ func (m *Matcher) checkEmbedding(e []float32) error {
 	return nil
 }
 
-// Put adds or replaces a person with templates (copied).
+// Put adds or replaces a person with templates (copied). A replaced person
+// keeps their place in enrollment order.
 func (m *Matcher) Put(id, name string, templates [][]float32) error {
 	if id == "" {
 		return fmt.Errorf("%w: empty id", ErrNotFound)
@@ -177,62 +188,132 @@ func (m *Matcher) Put(id, name string, templates [][]float32) error {
 	if len(templates) == 0 {
 		return fmt.Errorf("person %s: no templates", id)
 	}
-	p := &Person{ID: id, Name: name}
+	if len(templates) > MaxTemplates {
+		return fmt.Errorf("person %s: %d templates, at most %d", id, len(templates), MaxTemplates)
+	}
 	for i, t := range templates {
 		if err := m.checkEmbedding(t); err != nil {
 			return fmt.Errorf("person %s template %d: %w", id, i, err)
 		}
-		p.Templates = append(p.Templates, append([]float32(nil), t...))
 	}
-	p.Mean = mean(p.Templates)
-	if old, ok := m.people[id]; ok {
-		for i, q := range m.list {
-			if q == old {
-				m.list[i] = p
+	// The new rows are built apart first: templates may be views into the
+	// packed array (a person re-enrolled with their own templates).
+	dim := m.sc.Dim
+	rows := len(templates)
+	if rows > 1 {
+		rows++ // the mean
+	}
+	buf := make([]float32, rows*dim)
+	ts := buf
+	if rows > 1 {
+		ts = buf[dim:]
+		for _, t := range templates {
+			for i, v := range t {
+				buf[i] += v
 			}
 		}
-	} else {
-		m.list = append(m.list, p)
+		Normalize(buf[:dim])
 	}
+	for i, t := range templates {
+		copy(ts[i*dim:], t)
+	}
+	if len(m.vecs)/dim+rows > math.MaxInt32 {
+		return fmt.Errorf("person %s: the gallery is full", id)
+	}
+	p := &Person{ID: id, Name: name, rows: rows}
+	if old, ok := m.people[id]; ok {
+		i := slices.Index(m.list, old)
+		p.row = old.row
+		m.list[i] = p
+		m.splice(i, old.row, old.rows, buf)
+		old.Templates, old.Mean = nil, nil
+	} else {
+		p.row = len(m.vecs) / dim
+		m.list = append(m.list, p)
+		m.splice(len(m.list)-1, p.row, 0, buf)
+	}
+	clear(buf)
 	m.people[id] = p
 	return nil
 }
 
-func mean(ts [][]float32) []float32 {
-	out := make([]float32, len(ts[0]))
-	for _, t := range ts {
-		for i, v := range t {
-			out[i] += v
+// splice puts rows in place of the oldRows packed rows from row at, moves
+// the rows after them and redoes the views of the people from list index i
+// on (the list already holds the change). Bytes that no longer belong to
+// anyone, the old array's after a move among them, are zeroed: a deleted
+// template does not linger in memory.
+func (m *Matcher) splice(i, atRow, oldRows int, rows []float32) {
+	dim := m.sc.Dim
+	at := atRow * dim
+	tail := at + oldRows*dim
+	n := len(m.vecs)
+	total := n - oldRows*dim + len(rows)
+	from := i // first person whose views must be redone
+	if total > cap(m.vecs) {
+		c := max(total, cap(m.vecs)+cap(m.vecs)/2, 1024)
+		grown := make([]float32, total, c)
+		copy(grown, m.vecs[:at])
+		copy(grown[at+len(rows):], m.vecs[tail:])
+		clear(m.vecs)
+		m.vecs = grown
+		from = 0
+	} else {
+		m.vecs = m.vecs[:max(n, total)]
+		copy(m.vecs[at+len(rows):], m.vecs[tail:n])
+		if total < n {
+			clear(m.vecs[total:n])
 		}
+		m.vecs = m.vecs[:total]
 	}
-	Normalize(out)
-	return out
+	copy(m.vecs[at:], rows)
+	row := 0
+	if from > 0 {
+		prev := m.list[from-1]
+		row = prev.row + prev.rows
+	}
+	m.starts = m.starts[:from+1]
+	for _, p := range m.list[from:] {
+		p.row = row
+		row += p.rows
+		m.views(p)
+		m.starts = append(m.starts, int32(row))
+	}
 }
 
-// Delete removes a person; their templates are dropped from memory.
+// views points p's Templates and Mean at its packed rows.
+func (m *Matcher) views(p *Person) {
+	dim := m.sc.Dim
+	r := m.vecs[p.row*dim : (p.row+p.rows)*dim : (p.row+p.rows)*dim]
+	first := 0
+	if p.rows > 1 {
+		first = 1
+	}
+	p.Mean = r[:dim:dim]
+	p.Templates = p.Templates[:0]
+	for k := first; k < p.rows; k++ {
+		p.Templates = append(p.Templates, r[k*dim:(k+1)*dim:(k+1)*dim])
+	}
+}
+
+// Delete removes a person; their templates are erased from memory.
 func (m *Matcher) Delete(id string) error {
 	p, ok := m.people[id]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	for _, t := range p.Templates {
-		clear(t)
-	}
-	clear(p.Mean)
+	i := slices.Index(m.list, p)
+	m.list = slices.Delete(m.list, i, i+1)
+	m.splice(i, p.row, p.rows, nil)
 	delete(m.people, id)
-	for i, q := range m.list {
-		if q == p {
-			m.list = append(m.list[:i], m.list[i+1:]...)
-			break
-		}
-	}
+	p.Templates, p.Mean = nil, nil
 	return nil
 }
 
 // Len is the number of enrolled people.
 func (m *Matcher) Len() int { return len(m.people) }
 
-// Get returns a person (do not modify).
+// Get returns a person (do not modify; see Person on how long its views
+// stay valid).
 func (m *Matcher) Get(id string) (*Person, bool) {
 	p, ok := m.people[id]
 	return p, ok
@@ -247,35 +328,48 @@ func (m *Matcher) IDs() []string {
 	return ids
 }
 
-// bestDot is the probe's closest comparison with p: the best of its
-// templates and their mean; via is the template index, or -1 for the mean.
-func bestDot(p *Person, probe []float32) (best float64, via int) {
-	if len(p.Templates) == 1 {
-		// The mean of one unit template is that template: read it once.
-		return dot(probe, p.Templates[0]), 0
-	}
-	best, via = dot(probe, p.Mean), -1
-	for i, t := range p.Templates {
-		if d := dot(probe, t); d > best {
-			best, via = d, i
+// best picks the closest of a person's rows from their dot products: the
+// mean, then the templates (the earlier wins a tie); via is the template
+// index, or -1 for the mean.
+func best(dots []float32) (d float32, via int) {
+	k := 0
+	for j := 1; j < len(dots); j++ {
+		if dots[j] > dots[k] {
+			k = j
 		}
 	}
-	return best, via
+	return dots[k], k - 1
 }
 
 func (m *Matcher) match(p *Person, d float64, via int) PersonMatch {
 	pm := PersonMatch{ID: p.ID, Score: m.sc.fromDot(d), Via: "mean"}
 	if via >= 0 {
-		pm.Via = fmt.Sprintf("template %d", via)
+		pm.Via = viaTemplate[via]
 	}
 	return pm
 }
 
+// viaTemplate names the templates a match can come through.
+var viaTemplate = func() []string {
+	v := make([]string, MaxTemplates)
+	for i := range v {
+		v[i] = "template " + strconv.Itoa(i)
+	}
+	return v
+}()
+
 // scorePerson compares a probe with each template of p and with their mean
 // and keeps the closest.
 func (m *Matcher) scorePerson(p *Person, probe []float32) PersonMatch {
-	d, via := bestDot(p, probe)
-	return m.match(p, d, via)
+	var buf [blockRows]float32
+	dim := m.sc.Dim
+	dots := buf[:p.rows]
+	vec.DotRows(probe, m.vecs[p.row*dim:(p.row+p.rows)*dim], dots)
+	if p.rows == 1 {
+		return m.match(p, float64(dots[0]), 0)
+	}
+	d, via := best(dots)
+	return m.match(p, float64(d), via)
 }
 
 // Verify is 1:1 matching: the probe against the claimed subject only.
@@ -316,30 +410,49 @@ func (m *Matcher) Identify(probe []float32, k int) (Identification, error) {
 	}
 	keep := max(k, min(2, len(m.list)))
 	type cand struct {
-		p   *Person
-		d   float64
+		i   int // list index
+		d   float32
 		via int
 	}
 	top := make([]cand, 0, keep+1)
-	for _, p := range m.list {
-		d, via := bestDot(p, probe)
-		if len(top) == keep && d <= top[len(top)-1].d {
+	// Rows are scored a block at a time into a buffer on the stack (Identify
+	// runs concurrently), then each person's best is taken from it; the loop
+	// reads only the packed rows and the row starts, never a Person.
+	var buf [blockRows]float32
+	dim := m.sc.Dim
+	total := len(m.vecs) / dim
+	start, end := 0, 0             // rows held in buf
+	floor := float32(math.Inf(-1)) // what a person must beat to enter top
+	for i := range m.list {
+		r0, r1 := int(m.starts[i]), int(m.starts[i+1])
+		if r1 > end {
+			start, end = r0, min(r0+blockRows, total)
+			vec.DotRows(probe, m.vecs[start*dim:end*dim], buf[:end-start])
+		}
+		d, via := buf[r0-start], 0
+		if r1-r0 > 1 {
+			d, via = best(buf[r0-start : r1-start])
+		}
+		if d <= floor {
 			continue // ties keep the earlier enrolled, as a stable sort would
 		}
-		i := len(top)
-		for i > 0 && top[i-1].d < d {
-			i--
+		j := len(top)
+		for j > 0 && top[j-1].d < d {
+			j--
 		}
 		top = append(top, cand{})
-		copy(top[i+1:], top[i:])
-		top[i] = cand{p, d, via}
+		copy(top[j+1:], top[j:])
+		top[j] = cand{i, d, via}
 		if len(top) > keep {
 			top = top[:keep]
+		}
+		if len(top) == keep {
+			floor = top[keep-1].d
 		}
 	}
 	all := make([]PersonMatch, len(top))
 	for i, c := range top {
-		all[i] = m.match(c.p, c.d, c.via)
+		all[i] = m.match(m.list[c.i], float64(c.d), c.via)
 	}
 	id := Identification{Best: all[0], Margin: math.Inf(1)}
 	if len(all) > 1 {

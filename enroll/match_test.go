@@ -231,3 +231,165 @@ func TestIdentifyRanksLikeAFullSort(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedRowsFollowMutations: after any sequence of enrollments,
+// re-enrollments with another number of templates (from the person's own
+// stored views, as the gallery does) and deletions, every person reads back
+// what was put, 1:N matching equals a brute-force float64 scan, and no
+// deleted or replaced template is left anywhere in the matcher's arrays.
+func TestPackedRowsFollowMutations(t *testing.T) {
+	const dim = 24
+	rng := rand.New(rand.NewPCG(11, 12))
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: dim})
+	want := map[string][][]float32{}
+	var gone [][]float32 // templates that must not be in memory any more
+	for step := range 400 {
+		id := fmt.Sprintf("p%02d", rng.IntN(40))
+		old := m.vecs
+		switch op := rng.IntN(10); {
+		case op < 6: // enroll or replace
+			n := 1 + rng.IntN(5)
+			ts := make([][]float32, n)
+			for i := range ts {
+				ts[i] = unit(rng, dim)
+			}
+			if p, ok := m.Get(id); ok && op < 2 {
+				// Re-enrollment adding a photo: the stored views come back in.
+				ts = append(append([][]float32(nil), p.Templates...), ts[0])
+				if len(ts) > MaxTemplates {
+					ts = ts[:MaxTemplates]
+				}
+			}
+			for _, t := range want[id] {
+				if !slices.ContainsFunc(ts, func(u []float32) bool { return slices.Equal(t, u) }) {
+					gone = append(gone, slices.Clone(t))
+				}
+			}
+			cp := make([][]float32, len(ts))
+			for i := range ts {
+				cp[i] = slices.Clone(ts[i])
+			}
+			if err := m.Put(id, "", ts); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			want[id] = cp
+		default:
+			err := m.Delete(id)
+			if _, ok := want[id]; !ok {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("step %d: delete unknown: %v", step, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			gone = append(gone, want[id]...)
+			delete(want, id)
+		}
+		if len(old) > 0 && &old[:1][0] != &m.vecs[:1][0] {
+			if slices.ContainsFunc(old[:cap(old)], func(v float32) bool { return v != 0 }) {
+				t.Fatalf("step %d: the array left behind by a move still holds templates", step)
+			}
+		}
+		checkMatcher(t, m, want, gone, rng)
+	}
+}
+
+func checkMatcher(t *testing.T, m *Matcher, want map[string][][]float32, gone [][]float32, rng *rand.Rand) {
+	t.Helper()
+	dim := m.sc.Dim
+	if m.Len() != len(want) || len(m.list) != len(want) {
+		t.Fatalf("len %d / %d, want %d", m.Len(), len(m.list), len(want))
+	}
+	rows := 0
+	for i, p := range m.list {
+		if int(m.starts[i]) != rows || p.row != rows {
+			t.Fatalf("%s: starts at row %d / %d, want %d", p.ID, m.starts[i], p.row, rows)
+		}
+		ts := want[p.ID]
+		if len(p.Templates) != len(ts) {
+			t.Fatalf("%s: %d templates, want %d", p.ID, len(p.Templates), len(ts))
+		}
+		for i := range ts {
+			if !slices.Equal(p.Templates[i], ts[i]) {
+				t.Fatalf("%s template %d differs", p.ID, i)
+			}
+		}
+		mean := make([]float64, dim)
+		for _, tm := range ts {
+			for i, v := range tm {
+				mean[i] += float64(v)
+			}
+		}
+		var norm float64
+		for _, v := range mean {
+			norm += v * v
+		}
+		for i := range mean {
+			if d := math.Abs(mean[i]/math.Sqrt(norm) - float64(p.Mean[i])); d > 1e-6 {
+				t.Fatalf("%s: mean[%d] off by %g", p.ID, i, d)
+			}
+		}
+		rows += p.rows
+	}
+	if len(m.starts) != len(m.list)+1 || int(m.starts[len(m.list)]) != rows {
+		t.Fatalf("row starts %v for %d people, %d rows", m.starts, len(m.list), rows)
+	}
+	if len(m.vecs) != rows*dim {
+		t.Fatalf("packed %d values for %d rows", len(m.vecs), rows)
+	}
+	all := m.vecs[:cap(m.vecs)]
+	for _, g := range gone {
+		for r := 0; r+dim <= len(all); r += dim {
+			if slices.Equal(all[r:r+dim], g) {
+				t.Fatalf("an erased template is still at row %d", r/dim)
+			}
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	probe := unit(rng, dim)
+	if rng.IntN(2) == 0 { // sometimes exactly an enrolled template
+		p := m.list[rng.IntN(len(m.list))]
+		probe = slices.Clone(p.Templates[rng.IntN(len(p.Templates))])
+	}
+	bestID, bestD := "", math.Inf(-1)
+	for _, p := range m.list {
+		for _, tm := range append([][]float32{p.Mean}, p.Templates...) {
+			var d float64
+			for i := range tm {
+				d += float64(tm[i]) * float64(probe[i])
+			}
+			if d > bestD+1e-5 {
+				bestID, bestD = p.ID, d
+			}
+		}
+	}
+	id, err := m.Identify(probe, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(id.Best.Score.Similarity-bestD) > 1e-5 {
+		t.Fatalf("best %s at %.6f, brute force %s at %.6f", id.Best.ID, id.Best.Score.Similarity, bestID, bestD)
+	}
+}
+
+func TestTooManyTemplates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 8})
+	ts := make([][]float32, MaxTemplates+1)
+	for i := range ts {
+		ts[i] = unit(rng, 8)
+	}
+	if err := m.Put("a", "", ts); err == nil || m.Len() != 0 {
+		t.Fatalf("%d templates: err %v, len %d", len(ts), err, m.Len())
+	}
+	if err := m.Put("a", "", ts[:MaxTemplates]); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := m.Identify(ts[MaxTemplates-1], 1); err != nil || id.Best.Via != fmt.Sprintf("template %d", MaxTemplates-1) {
+		t.Fatalf("identify: %+v %v", id.Best, err)
+	}
+}

@@ -118,16 +118,6 @@ func TestBenchMatchingSmoke(t *testing.T) {
 	}
 }
 
-func TestScanSum(t *testing.T) {
-	data := make([]float32, 1001)
-	for i := range data {
-		data[i] = float32(i % 3)
-	}
-	if got := ScanSum(data); got != 1000 {
-		t.Fatalf("ScanSum = %v, want 1000", got)
-	}
-}
-
 func TestStats(t *testing.T) {
 	s := statsOf([]float64{4, 1, 3, 2, 5})
 	if s.N != 5 || s.Mean != 3 || s.P50 != 3 || s.Min != 1 || s.Max != 5 || s.P95 != 4.8 {
