@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -54,9 +56,12 @@ func cmdRun(ctx context.Context, args []string, _ io.Writer) error {
 	return s.Run(ctx)
 }
 
-// clientFlags are the broker settings of the client commands.
+// clientFlags are the broker settings of the client commands. Their
+// defaults come from the daemon's FACEGATE_MQTT_* variables, so a shell
+// with the gate's environment needs no flags.
 type clientFlags struct {
 	broker, prefix, device, user, passwordFile, keys string
+	caFile, certFile, keyFile, serverName            string
 	timeout                                          time.Duration
 }
 
@@ -75,6 +80,10 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.user, "user", os.Getenv("FACEGATE_MQTT_USERNAME"), "broker user name")
 	fs.StringVar(&c.passwordFile, "password-file", "", "file holding the broker password")
 	fs.StringVar(&c.keys, "keys", "", "HMAC key ring file (id:base64secret lines; the first key signs)")
+	fs.StringVar(&c.caFile, "ca-file", os.Getenv("FACEGATE_MQTT_CA_FILE"), "CA certificate (PEM) the broker's certificate must chain to (system pool when empty)")
+	fs.StringVar(&c.certFile, "cert-file", os.Getenv("FACEGATE_MQTT_CERT_FILE"), "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&c.keyFile, "key-file", os.Getenv("FACEGATE_MQTT_KEY_FILE"), "client certificate's private key (PEM)")
+	fs.StringVar(&c.serverName, "server-name", os.Getenv("FACEGATE_MQTT_SERVER_NAME"), "name the broker's certificate must carry, when not the URL's host")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the reply")
 }
 
@@ -86,6 +95,19 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 		SetCleanSession(true).SetConnectTimeout(10 * time.Second).
 		// The gate (or its embedded broker) may still be starting.
 		SetConnectRetry(true).SetConnectRetryInterval(time.Second)
+	if (c.certFile == "") != (c.keyFile == "") {
+		return nil, fmt.Errorf("-cert-file and -key-file go together")
+	}
+	mc := mqtt.Config{Brokers: []string{c.broker}, CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile, ServerName: c.serverName}
+	tlsCfg, err := mc.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		o.SetTLSConfig(tlsCfg)
+	} else if c.passwordFile != "" && !loopbackBroker(c.broker) {
+		slog.Warn("the broker password crosses the network in clear: use an ssl:// broker URL", "broker", c.broker)
+	}
 	if c.user != "" {
 		o.SetUsername(c.user)
 	}
@@ -103,6 +125,19 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 		return nil, fmt.Errorf("connect %s: no broker within %s (%v)", c.broker, c.timeout, t.Error())
 	}
 	return cl, nil
+}
+
+// loopbackBroker reports whether a broker URL names this machine.
+func loopbackBroker(broker string) bool {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 func randomID() string {

@@ -148,7 +148,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
-	tlsCfg, err := c.cfg.tlsConfig()
+	tlsCfg, err := c.cfg.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}

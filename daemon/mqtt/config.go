@@ -214,9 +214,10 @@ func (c *Config) password() (string, error) {
 	return strings.TrimRight(line, "\r"), nil
 }
 
-// tlsConfig builds the TLS configuration, or nil when no broker needs TLS
-// and no TLS file is configured.
-func (c *Config) tlsConfig() (*tls.Config, error) {
+// TLSConfig builds the TLS configuration from CAFile, CertFile, KeyFile and
+// ServerName, or nil when no broker URL needs TLS (ssl, tls, mqtts, tcps,
+// wss) and no TLS file is set. The client commands use it too.
+func (c *Config) TLSConfig() (*tls.Config, error) {
 	need := c.CAFile != "" || c.CertFile != ""
 	for _, b := range c.Brokers {
 		if u, err := url.Parse(b); err == nil && secureScheme(u.Scheme) {
