@@ -82,6 +82,31 @@ func Resolve(nameOrPath string) (string, error) {
 	return p, nil
 }
 
+// GalleryKeys loads the gallery's key ring from FACEGATE_GALLERY_KEY (a
+// file or a systemd credential): the first key seals, all of them open.
+func GalleryKeys(nameOrPath string) ([]store.Key, error) {
+	path, err := Resolve(nameOrPath)
+	if err != nil {
+		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+	}
+	ring, err := auth.LoadKeyRing(path)
+	if err != nil {
+		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+	}
+	var keys []store.Key
+	for _, k := range ring.Keys() {
+		sk, err := store.NewKey(k.ID, k.Secret())
+		if err != nil {
+			return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+		}
+		keys = append(keys, sk)
+	}
+	return keys, nil
+}
+
+// GalleryPath is the gallery database in the state directory.
+func GalleryPath(stateDir string) string { return filepath.Join(stateDir, "gallery.db") }
+
 // LoadModels loads the detector and embedder, refusing untrained weights
 // unless allowed, and returns the threshold calibrated for targetFMR.
 func LoadModels(cfg ModelsConfig, targetFMR float64) (det, emb *infer.Model, th manifest.Threshold, err error) {
@@ -130,21 +155,9 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
 	}
-	galleryPath, err := Resolve(cfg.GalleryKey)
+	gkeys, err := GalleryKeys(cfg.GalleryKey)
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
-	}
-	gring, err := auth.LoadKeyRing(galleryPath)
-	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
-	}
-	var gkeys []store.Key
-	for _, k := range gring.Keys() {
-		sk, err := store.NewKey(k.ID, k.Secret())
-		if err != nil {
-			return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
-		}
-		gkeys = append(gkeys, sk)
+		return nil, err
 	}
 	if cfg.MQTT.PasswordFile != "" {
 		if cfg.MQTT.PasswordFile, err = Resolve(cfg.MQTT.PasswordFile); err != nil {
@@ -180,7 +193,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
-	s.st, err = store.Open(filepath.Join(cfg.StateDir, "gallery.db"), gkeys[0], store.Options{OldKeys: gkeys[1:], Logger: log.With("component", "gallery")})
+	s.st, err = store.Open(GalleryPath(cfg.StateDir), gkeys[0], store.Options{OldKeys: gkeys[1:], Logger: log.With("component", "gallery")})
 	if err != nil {
 		return nil, err
 	}
