@@ -201,15 +201,13 @@ func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 		}
 	}
 	if primary != nil {
-		q, err := e.Pipe.Assess(img, primary, e.Quality)
+		// Assessed and, when it passes, embedded from one aligned chip.
+		q, err := e.Pipe.AssessEmbed(img, primary, e.Quality)
 		if err != nil {
 			return analysed{}, err
 		}
 		a.quality = q
 		if q.OK {
-			if err := e.Pipe.Embed(img, []*infer.Face{primary}); err != nil {
-				return analysed{}, err
-			}
 			a.face = primary
 			e.offer(primary.Embedding, len(faces))
 		}

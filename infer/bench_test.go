@@ -1,6 +1,7 @@
 package infer_test
 
 import (
+	"image"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/align"
 	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/quality"
 )
 
 // Benchmarks of the inference path (`make bench`; `facegate bench` measures
@@ -137,6 +139,100 @@ func BenchmarkAlign(b *testing.B) {
 				if _, err := e.Align(img, kps, d.KeypointNames(), chip); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// benchFrame is the 1080p photo of the resolution ladder (one face, about
+// a third of the frame high) as a w×h camera frame: centre-cropped to the
+// frame's aspect and scaled.
+func benchFrame(b *testing.B, w, h int) *imageio.RGB {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(infer.TestDataDir(b), "resolution_ladder", "frec_obama-1080p.jpg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, _, err := imageio.DecodeBytes(data, imageio.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cw := min(img.W, img.H*w/h)
+	ch := cw * h / w
+	x0, y0 := (img.W-cw)/2, (img.H-ch)/2
+	frame, err := imageio.Resize(img.Crop(image.Rect(x0, y0, x0+cw, y0+ch)), w, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return frame
+}
+
+// analyse is the daemon's per-frame step (daemon.Engine.analyseFrame):
+// detect, take the largest face, assess it and embed it when it passes. It
+// returns the number of faces and whether one was embedded.
+func analyse(p *infer.Pipeline, img *imageio.RGB, th quality.Thresholds) (int, bool, error) {
+	faces, err := p.Detect(img)
+	if err != nil {
+		return 0, false, err
+	}
+	var primary *infer.Face
+	for i := range faces {
+		if primary == nil || faces[i].Box.Area() > primary.Box.Area() {
+			primary = &faces[i]
+		}
+	}
+	if primary == nil {
+		return 0, false, nil
+	}
+	q, err := p.AssessEmbed(img, primary, th)
+	if err != nil {
+		return 0, false, err
+	}
+	return len(faces), q.OK && primary.Embedding != nil, nil
+}
+
+// BenchmarkFrame times the daemon's per-frame path (analyse) with its
+// default models and settings on camera frames: the ladder photo at 640x480
+// and 1280x720 (one face, assessed and embedded) and an empty grey frame
+// (no face: the detector runs twice, the second time on the padded frame).
+func BenchmarkFrame(b *testing.B) {
+	det, err := infer.NewDetector(loadBench(b, "blazeface-short"), infer.DetectorConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	emb, err := infer.NewEmbedder(loadBench(b, "dlib-resnet-v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &infer.Pipeline{Det: det, Emb: emb, PadRetry: 0.25}
+	th := quality.DefaultThresholds()
+	empty := imageio.NewRGB(640, 480)
+	for i := range empty.Pix {
+		empty.Pix[i] = 128
+	}
+	for _, c := range []struct {
+		name  string
+		frame func(*testing.B) *imageio.RGB
+		face  bool
+	}{
+		{"640x480", func(b *testing.B) *imageio.RGB { return benchFrame(b, 640, 480) }, true},
+		{"1280x720", func(b *testing.B) *imageio.RGB { return benchFrame(b, 1280, 720) }, true},
+		{"640x480-empty", func(*testing.B) *imageio.RGB { return empty }, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			img := c.frame(b)
+			check := func() {
+				n, embedded, err := analyse(p, img, th)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if embedded != c.face || (n > 0) != c.face {
+					b.Fatalf("%d faces, embedded %v; want a face: %v", n, embedded, c.face)
+				}
+			}
+			check() // warm-up
+			for b.Loop() {
+				check()
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
@@ -34,7 +35,7 @@ func (c DetectorConfig) withDefaults() DetectorConfig {
 var ErrNotDetector = errors.New("not a detector model")
 
 // Detector finds faces with a BlazeFace-style SavedModel. It is safe for
-// concurrent use.
+// concurrent use: each call borrows its scratch memory from a pool.
 type Detector struct {
 	model *Model
 	dec   *detect.Decoder
@@ -44,6 +45,16 @@ type Detector struct {
 	in    string
 	boxes string
 	score string
+	bufs  sync.Pool // of *detectBuf
+}
+
+// detectBuf is the scratch memory of one Detect call, pooled so that the
+// per-frame path reuses it: the model input, the raw outputs and the
+// resizer's filter taps.
+type detectBuf struct {
+	input []float32
+	out   [][]float32 // boxes, scores
+	rs    imageio.Resizer
 }
 
 // NewDetector wraps a loaded detector model.
@@ -76,7 +87,14 @@ func (d *Detector) InputSize() int { return d.size }
 
 // Detect finds the faces in img, best first, in image pixels.
 func (d *Detector) Detect(img *imageio.RGB) ([]detect.Detection, error) {
-	out, err := d.DetectBatch([]*imageio.RGB{img})
+	return d.detectPadded(img, 0)
+}
+
+// detectPadded is Detect on img framed by pad black pixels on every side,
+// with the detections in the padded image's pixels. The padded image is
+// never built: the letterbox reads img and treats the frame as black.
+func (d *Detector) detectPadded(img *imageio.RGB, pad int) ([]detect.Detection, error) {
+	out, err := d.detect([]*imageio.RGB{img}, pad)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +103,23 @@ func (d *Detector) Detect(img *imageio.RGB) ([]detect.Detection, error) {
 
 // DetectBatch runs the detector once over several images.
 func (d *Detector) DetectBatch(imgs []*imageio.RGB) ([][]detect.Detection, error) {
+	return d.detect(imgs, 0)
+}
+
+func (d *Detector) detect(imgs []*imageio.RGB, pad int) ([][]detect.Detection, error) {
 	if len(imgs) == 0 {
 		return nil, nil
 	}
+	buf, _ := d.bufs.Get().(*detectBuf)
+	if buf == nil {
+		buf = &detectBuf{out: make([][]float32, 2)}
+	}
+	defer d.bufs.Put(buf)
 	per := 3 * d.size * d.size
-	input := make([]float32, per*len(imgs))
+	if cap(buf.input) < per*len(imgs) {
+		buf.input = make([]float32, per*len(imgs))
+	}
+	input := buf.input[:per*len(imgs)]
 	boxes := make([]detect.Letterbox, len(imgs))
 	for i, img := range imgs {
 		if err := img.Check(); err != nil {
@@ -98,21 +128,22 @@ func (d *Detector) DetectBatch(imgs []*imageio.RGB) ([][]detect.Detection, error
 		if img.W == 0 || img.H == 0 {
 			return nil, fmt.Errorf("detect: image %d is empty", i)
 		}
-		lb, err := d.letterbox(input[i*per:(i+1)*per], img)
+		lb, err := d.letterbox(input[i*per:(i+1)*per], img, pad, &buf.rs)
 		if err != nil {
 			return nil, fmt.Errorf("detect: image %d: %w", i, err)
 		}
 		boxes[i] = lb
 	}
-	res, err := d.model.RunFloat32(d.sig, map[string]Float32Batch{
+	res, err := d.model.runFloat32(d.sig, map[string]Float32Batch{
 		d.in: {Shape: []int64{int64(len(imgs)), int64(d.size), int64(d.size), 3}, Data: input},
-	}, d.boxes, d.score)
+	}, []string{d.boxes, d.score}, buf.out)
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
 	}
+	buf.out[0], buf.out[1] = res[0].Data, res[1].Data // keep grown buffers
 	out := make([][]detect.Detection, len(imgs))
 	for i := range imgs {
-		dets, err := d.dec.Decode(res[d.boxes].Row(i), res[d.score].Row(i))
+		dets, err := d.dec.Decode(res[0].Row(i), res[1].Row(i))
 		if err != nil {
 			return nil, fmt.Errorf("detect: decode image %d: %w", i, err)
 		}
@@ -124,24 +155,11 @@ func (d *Detector) DetectBatch(imgs []*imageio.RGB) ([][]detect.Detection, error
 	return out, nil
 }
 
-// letterbox scales img into a size x size float32 input, aspect kept,
-// centred on black.
-func (d *Detector) letterbox(dst []float32, img *imageio.RGB) (detect.Letterbox, error) {
-	lb := detect.NewLetterbox(img.W, img.H, d.size)
-	scaled := img
-	if lb.W != img.W || lb.H != img.H {
-		var err error
-		if scaled, err = imageio.Resize(img, lb.W, lb.H); err != nil {
-			return lb, err
-		}
-	}
+// letterbox scales img, framed by pad black pixels, into a size x size
+// float32 input, aspect kept, centred on black.
+func (d *Detector) letterbox(dst []float32, img *imageio.RGB, pad int, rs *imageio.Resizer) (detect.Letterbox, error) {
+	lb := detect.NewLetterbox(img.W+2*pad, img.H+2*pad, d.size)
 	clear(dst)
-	for y := 0; y < lb.H; y++ {
-		row := scaled.Pix[3*y*lb.W : 3*(y+1)*lb.W]
-		o := dst[3*((y+lb.PadY)*d.size+lb.PadX):]
-		for i, v := range row {
-			o[i] = float32(v)
-		}
-	}
-	return lb, nil
+	err := rs.Float32(dst[3*(lb.PadY*d.size+lb.PadX):], 3*d.size, img, pad, lb.W, lb.H)
+	return lb, err
 }

@@ -3,6 +3,7 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/facegate/facegate/infer/align"
 	"github.com/facegate/facegate/infer/imageio"
@@ -13,7 +14,7 @@ import (
 var ErrNotEmbedder = errors.New("not an embedding model")
 
 // Embedder computes L2-normalised face embeddings from aligned chips. It is
-// safe for concurrent use.
+// safe for concurrent use: the pipeline borrows chip buffers from its pool.
 type Embedder struct {
 	model *Model
 	tmpl  align.Template
@@ -21,6 +22,40 @@ type Embedder struct {
 	dim   int
 	sig   string
 	in    string
+	bufs  sync.Pool // of *chipBuf
+}
+
+// chipBuf is pooled scratch for aligning faces: chips in the model's input
+// layout and an 8-bit copy of one for the quality checks.
+type chipBuf struct {
+	chips []float32
+	rgb   imageio.RGB
+}
+
+// getChips returns scratch for n chips; give it back with putChips once
+// nothing refers to its memory.
+func (e *Embedder) getChips(n int) *chipBuf {
+	b, _ := e.bufs.Get().(*chipBuf)
+	if b == nil {
+		b = new(chipBuf)
+	}
+	if cap(b.chips) < n*e.ChipLen() {
+		b.chips = make([]float32, n*e.ChipLen())
+	}
+	b.chips = b.chips[:n*e.ChipLen()]
+	return b
+}
+
+func (e *Embedder) putChips(b *chipBuf) { e.bufs.Put(b) }
+
+// chipRGB rounds the first chip of b to 8 bits (as align.CropRGB does) into
+// b's image.
+func (e *Embedder) chipRGB(b *chipBuf) *imageio.RGB {
+	if len(b.rgb.Pix) != e.ChipLen() {
+		b.rgb = *imageio.NewRGB(e.size, e.size)
+	}
+	align.Quantize(b.rgb.Pix, b.chips[:e.ChipLen()])
+	return &b.rgb
 }
 
 // NewEmbedder wraps a loaded embedder or Siamese model.
@@ -77,13 +112,13 @@ func (e *Embedder) EmbedChips(chips []float32, n int) ([][]float32, error) {
 	if len(chips) < n*e.ChipLen() {
 		return nil, fmt.Errorf("embed: %d values for %d chips of %d", len(chips), n, e.ChipLen())
 	}
-	out, err := e.model.RunFloat32(e.sig, map[string]Float32Batch{
+	out, err := e.model.runFloat32(e.sig, map[string]Float32Batch{
 		e.in: {Shape: []int64{int64(n), int64(e.size), int64(e.size), 3}, Data: chips[:n*e.ChipLen()]},
-	}, "embeddings")
+	}, []string{"embeddings"}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("embed: %w", err)
 	}
-	emb := out["embeddings"]
+	emb := out[0]
 	if emb.Rows() != n || emb.RowLen() != e.dim {
 		return nil, fmt.Errorf("embed: model returned shape %v, want [%d %d]", emb.Shape, n, e.dim)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -279,6 +280,27 @@ func (m *Model) Close() error {
 // none are named). A single input larger than Options.MaxBatch rows is split
 // and the outputs concatenated, so the result does not depend on MaxBatch.
 func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs ...string) (map[string]Float32Batch, error) {
+	if m.saved != nil && len(outputs) == 0 {
+		if s, ok := m.sigs[sig]; ok {
+			outputs = sortedKeys(s.Outputs)
+		}
+	}
+	res, err := m.runFloat32(sig, inputs, outputs, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Float32Batch, len(res))
+	for i, name := range outputs {
+		out[name] = res[i]
+	}
+	return out, nil
+}
+
+// runFloat32 is RunFloat32 with the outputs named (at least one) and
+// returned in that order. Output i is written into dst[i]'s memory when it
+// is large enough (dst may be shorter than outputs or nil), so a caller that
+// keeps buffers between calls fetches its outputs without allocating them.
+func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs []string, dst [][]float32) ([]Float32Batch, error) {
 	if m.saved == nil {
 		return nil, fmt.Errorf("%w: %s is closed", ErrModel, m.dir)
 	}
@@ -286,10 +308,7 @@ func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs .
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no signature %q (has %v)", ErrInput, m.dir, sig, sortedKeys(m.sigs))
 	}
-	if len(outputs) == 0 {
-		outputs = sortedKeys(s.Outputs)
-	}
-	fetch := make([]Tensor, len(outputs))
+	fetches := make([]tf.Output, len(outputs))
 	for i, name := range outputs {
 		t, ok := s.Outputs[name]
 		if !ok {
@@ -298,7 +317,7 @@ func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs .
 		if t.DType != "float32" {
 			return nil, fmt.Errorf("%w: signature %q output %q is %s, not float32", ErrInput, sig, name, t.DType)
 		}
-		fetch[i] = t
+		fetches[i] = t.op
 	}
 	if len(inputs) != len(s.Inputs) {
 		return nil, fmt.Errorf("%w: signature %q takes inputs %v, got %d", ErrInput, sig, sortedKeys(s.Inputs), len(inputs))
@@ -330,10 +349,15 @@ func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs .
 	if step == 0 {
 		step = 1
 	}
-	results := make(map[string]Float32Batch, len(fetch))
+	results := make([]Float32Batch, len(outputs))
+	for i := range results {
+		if i < len(dst) {
+			results[i].Data = dst[i][:0]
+		}
+	}
+	feeds := make(map[tf.Output]*tf.Tensor, len(inputs))
 	for start := 0; start < rows || (rows == 0 && start == 0); start += step {
 		end := min(start+step, rows)
-		feeds := make(map[tf.Output]*tf.Tensor, len(inputs))
 		for key, b := range inputs {
 			part := b
 			if step != rows {
@@ -346,27 +370,21 @@ func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs .
 			}
 			feeds[s.Inputs[key].op] = t
 		}
-		fetches := make([]tf.Output, len(fetch))
-		for i, t := range fetch {
-			fetches[i] = t.op
-		}
 		out, err := m.saved.Session.Run(feeds, fetches, nil)
 		if err != nil {
 			return nil, fmt.Errorf("run %s signature %q: %w", filepath.Base(m.dir), sig, err)
 		}
 		for i, t := range out {
-			b, err := float32Data(t)
-			if err != nil {
+			r := &results[i]
+			var shape []int64
+			if r.Data, shape, err = appendFloat32(r.Data, t); err != nil {
 				return nil, fmt.Errorf("run %s signature %q output %q: %w", filepath.Base(m.dir), sig, outputs[i], err)
 			}
-			prev, ok := results[outputs[i]]
-			if !ok {
-				results[outputs[i]] = b
-				continue
+			if r.Shape == nil {
+				r.Shape = shape
+			} else {
+				r.Shape[0] += shape[0]
 			}
-			prev.Data = append(prev.Data, b.Data...)
-			prev.Shape[0] += b.Shape[0]
-			results[outputs[i]] = prev
 		}
 		if rows == 0 {
 			break
@@ -400,27 +418,33 @@ func (r *byteReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func float32Data(t *tf.Tensor) (Float32Batch, error) {
+// appendFloat32 appends the values of the float32 tensor t to dst (growing
+// it only when its capacity is short) and returns them with t's shape ([1]
+// for a scalar). graft gives no view of a tensor's memory, so this is the
+// one copy out of TensorFlow.
+func appendFloat32(dst []float32, t *tf.Tensor) ([]float32, []int64, error) {
 	if t.DataType() != tf.Float {
-		return Float32Batch{}, fmt.Errorf("dtype %s, want float32", dtypeName(t.DataType()))
+		return dst, nil, fmt.Errorf("dtype %s, want float32", dtypeName(t.DataType()))
 	}
-	shape := append([]int64(nil), t.Shape()...)
+	shape := t.Shape() // t's own slice; t is dropped after this call
 	n := int64(1)
 	for _, d := range shape {
 		n *= d
 	}
-	data := make([]float32, n)
-	w := &floatWriter{dst: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(data))), len(data)*4)}
+	old := len(dst)
+	dst = slices.Grow(dst, int(n))[:old+int(n)]
+	add := dst[old:]
+	w := &floatWriter{dst: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(add))), len(add)*4)}
 	if _, err := t.WriteContentsTo(w); err != nil {
-		return Float32Batch{}, err
+		return dst[:old], nil, err
 	}
 	if w.n != len(w.dst) {
-		return Float32Batch{}, fmt.Errorf("tensor of shape %v gave %d bytes, want %d", shape, w.n, len(w.dst))
+		return dst[:old], nil, fmt.Errorf("tensor of shape %v gave %d bytes, want %d", shape, w.n, len(w.dst))
 	}
 	if len(shape) == 0 {
 		shape = []int64{1}
 	}
-	return Float32Batch{Shape: shape, Data: data}, nil
+	return dst, shape, nil
 }
 
 type floatWriter struct {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -342,5 +343,47 @@ func TestClosedModel(t *testing.T) {
 	}
 	if _, err := m.RunFloat32("serving_default", nil); !errors.Is(err, ErrModel) {
 		t.Fatalf("Run after Close: %v", err)
+	}
+}
+
+// TestRunIntoBuffers: runFloat32 writes its outputs into the caller's
+// buffers when they are large enough, grows them when not, and gives what
+// RunFloat32 gives whatever the buffers held, also when MaxBatch splits.
+func TestRunIntoBuffers(t *testing.T) {
+	for _, opts := range []Options{{}, {MaxBatch: 3}} {
+		m, ref := loadTiny(t, opts)
+		in := map[string]Float32Batch{"images": ref.Images.batch()}
+		want, err := m.RunFloat32("serving_default", in, "logits", "embeddings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := func(n int) []float32 {
+			b := make([]float32, n)
+			for i := range b {
+				b[i] = float32(math.NaN())
+			}
+			return b
+		}
+		// Large enough, too small, none.
+		dst := [][]float32{stale(len(want["logits"].Data) + 7), stale(3)}
+		for round := 0; round < 2; round++ {
+			got, err := m.runFloat32("serving_default", in, []string{"logits", "embeddings"}, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, name := range []string{"logits", "embeddings"} {
+				if !slices.Equal(got[i].Shape, want[name].Shape) || !slices.Equal(got[i].Data, want[name].Data) {
+					t.Fatalf("MaxBatch %d round %d %s: %v, RunFloat32 gives %v", opts.MaxBatch, round, name, got[i], want[name])
+				}
+				if (round == 1 || i == 0) && &got[i].Data[0] != &dst[i][:1][0] {
+					t.Errorf("MaxBatch %d round %d %s: not written into the buffer", opts.MaxBatch, round, name)
+				}
+				dst[i] = got[i].Data
+			}
+		}
+		got, err := m.runFloat32("serving_default", in, []string{"embeddings"}, nil)
+		if err != nil || !slices.Equal(got[0].Data, want["embeddings"].Data) {
+			t.Fatalf("no buffers: %v, %v", got, err)
+		}
 	}
 }

@@ -65,7 +65,7 @@ func (p *Pipeline) Detect(img *imageio.RGB) ([]Face, error) {
 	padded := false
 	if p.PadRetry > 0 && (len(dets) == 0 || fillsFrame(dets, img)) {
 		pad := int(math.Round(p.PadRetry * float64(max(img.W, img.H))))
-		again, err := p.Det.Detect(padImage(img, pad))
+		again, err := p.Det.detectPadded(img, pad)
 		if err != nil {
 			return nil, err
 		}
@@ -99,19 +99,22 @@ func (p *Pipeline) Embed(img *imageio.RGB, faces []*Face) error {
 	if len(faces) == 0 {
 		return nil
 	}
-	chips := make([]float32, len(faces)*p.Emb.ChipLen())
+	buf := p.Emb.getChips(len(faces))
+	defer p.Emb.putChips(buf)
+	n := p.Emb.ChipLen()
+	var kps []align.Point
 	for i, f := range faces {
-		kps := make([]align.Point, len(f.Keypoints))
-		for k, pt := range f.Keypoints {
-			kps[k] = align.Point{pt.X, pt.Y}
+		kps = kps[:0]
+		for _, pt := range f.Keypoints {
+			kps = append(kps, align.Point{pt.X, pt.Y})
 		}
-		m, err := p.Emb.Align(img, kps, f.Names, chips[i*p.Emb.ChipLen():(i+1)*p.Emb.ChipLen()])
+		m, err := p.Emb.Align(img, kps, f.Names, buf.chips[i*n:(i+1)*n])
 		if err != nil {
 			return fmt.Errorf("align face %d: %w", i, err)
 		}
 		f.Transform = m
 	}
-	emb, err := p.Emb.EmbedChips(chips, len(faces))
+	emb, err := p.Emb.EmbedChips(buf.chips, len(faces))
 	if err != nil {
 		return err
 	}
@@ -159,14 +162,6 @@ func (p *Pipeline) EmbedPrimary(img *imageio.RGB) (*Face, error) {
 	return f, nil
 }
 
-func padImage(img *imageio.RGB, pad int) *imageio.RGB {
-	out := imageio.NewRGB(img.W+2*pad, img.H+2*pad)
-	for y := 0; y < img.H; y++ {
-		copy(out.Pix[out.Offset(pad, y+pad):], img.Pix[3*y*img.W:3*(y+1)*img.W])
-	}
-	return out
-}
-
 func shift(d detect.Detection, by float64) detect.Detection {
 	d.Box = detect.Box{X0: d.Box.X0 + by, Y0: d.Box.Y0 + by, X1: d.Box.X1 + by, Y1: d.Box.Y1 + by}
 	for i := range d.Keypoints {
@@ -180,6 +175,20 @@ func shift(d detect.Detection, by float64) detect.Detection {
 // pose, exposure) against th. A face that fails comes back with OK false and
 // its failed checks; the error is only for unusable input.
 func (p *Pipeline) Assess(img *imageio.RGB, f *Face, th quality.Thresholds) (quality.Report, error) {
+	return p.assess(img, f, th, false)
+}
+
+// AssessEmbed is Assess followed, when the face passes, by Embed of that
+// face, with the chip aligned once for both: the per-frame path of the
+// daemon. f.Transform and f.Embedding are set only when the face passes.
+func (p *Pipeline) AssessEmbed(img *imageio.RGB, f *Face, th quality.Thresholds) (quality.Report, error) {
+	if p.Emb == nil {
+		return quality.Report{}, errors.New("assess and embed: the pipeline has no embedder")
+	}
+	return p.assess(img, f, th, true)
+}
+
+func (p *Pipeline) assess(img *imageio.RGB, f *Face, th quality.Thresholds, embed bool) (quality.Report, error) {
 	pts := make([][2]float64, len(f.Keypoints))
 	for i, k := range f.Keypoints {
 		pts[i] = [2]float64{k.X, k.Y}
@@ -189,18 +198,30 @@ func (p *Pipeline) Assess(img *imageio.RGB, f *Face, th quality.Thresholds) (qua
 		return quality.Report{}, err
 	}
 	qf := quality.Face{Box: quality.Box{X0: f.Box.X0, Y0: f.Box.Y0, X1: f.Box.X1, Y1: f.Box.Y1}, Keypoints: kps}
-	if p.Emb != nil {
-		sel, err := p.Emb.Template().Select(pts, f.Names)
-		if err != nil {
-			return quality.Report{}, err
-		}
-		chip, _, err := align.CropRGB(img, sel, p.Emb.Template())
-		if err != nil {
-			return quality.Report{}, err
-		}
-		qf.Chip = chip
+	if p.Emb == nil {
+		return quality.Assess(img, qf, th)
 	}
-	return quality.Assess(img, qf, th)
+	sel, err := p.Emb.Template().Select(pts, f.Names)
+	if err != nil {
+		return quality.Report{}, err
+	}
+	buf := p.Emb.getChips(1)
+	defer p.Emb.putChips(buf)
+	m, err := align.Crop(img, sel, p.Emb.Template(), buf.chips)
+	if err != nil {
+		return quality.Report{}, err
+	}
+	qf.Chip = p.Emb.chipRGB(buf)
+	r, err := quality.Assess(img, qf, th)
+	if err != nil || !embed || !r.OK {
+		return r, err
+	}
+	emb, err := p.Emb.EmbedChips(buf.chips, 1)
+	if err != nil {
+		return quality.Report{}, err
+	}
+	f.Transform, f.Embedding = m, emb[0]
+	return r, nil
 }
 
 // OpenPipeline loads a detector and, unless embedderDir is empty, an

@@ -2,13 +2,16 @@ package infer
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
+	"github.com/facegate/facegate/infer/align"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/quality"
 )
@@ -224,4 +227,240 @@ func TestPipelinePadRetry(t *testing.T) {
 
 func imageRect(x0, y0, x1, y1 float64) image.Rectangle {
 	return image.Rect(int(math.Floor(x0)), int(math.Floor(y0)), int(math.Ceil(x1)), int(math.Ceil(y1)))
+}
+
+// padImage is img framed by pad black pixels on every side: what
+// Pipeline.Detect used to build for its second pass.
+func padImage(img *imageio.RGB, pad int) *imageio.RGB {
+	out := imageio.NewRGB(img.W+2*pad, img.H+2*pad)
+	for y := 0; y < img.H; y++ {
+		copy(out.Pix[out.Offset(pad, y+pad):], img.Pix[3*y*img.W:3*(y+1)*img.W])
+	}
+	return out
+}
+
+// frameImages are images of the sizes the per-frame path sees.
+func frameImages(t *testing.T) []*imageio.RGB {
+	data := TestDataDir(t)
+	return []*imageio.RGB{
+		readImage(t, filepath.Join(data, "resolution_ladder", "frec_obama-480p.jpg")),
+		readImage(t, filepath.Join(data, "faces", "lfw__Abel_Pacheco", "001.jpg")),
+		readImage(t, filepath.Join(data, "resolution_ladder", "frec_obama-720p.jpg")),
+		readImage(t, filepath.Join(data, "faces", "lfw__Akhmed_Zakayev", "003.jpg")),
+	}
+}
+
+// TestDetectPaddedMatchesPaddedImage: the second pass letterboxes the frame
+// with its padding without building the padded image, and finds exactly
+// what detecting on the padded image finds.
+func TestDetectPaddedMatchesPaddedImage(t *testing.T) {
+	p := openPipeline(t)
+	found := 0
+	for i, img := range frameImages(t) {
+		for _, pad := range []int{0, 17, int(math.Round(p.PadRetry * float64(max(img.W, img.H))))} {
+			want, err := p.Det.Detect(padImage(img, pad))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Det.detectPadded(img, pad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("image %d pad %d: %+v, on the padded image %+v", i, pad, got, want)
+			}
+			found += len(got)
+		}
+	}
+	if found < 8 {
+		t.Fatalf("%d faces in all: too few to compare", found)
+	}
+}
+
+// frameResult is what the per-frame path computes for one image.
+type frameResult struct {
+	faces  []Face
+	report quality.Report
+}
+
+// analyseSerial runs Detect and AssessEmbed on the largest face.
+func analyseSerial(p *Pipeline, img *imageio.RGB) (frameResult, error) {
+	faces, err := p.Detect(img)
+	if err != nil || len(faces) == 0 {
+		return frameResult{}, fmt.Errorf("%d faces: %v", len(faces), err)
+	}
+	f := &faces[0]
+	for i := range faces {
+		if faces[i].Box.Area() > f.Box.Area() {
+			f = &faces[i]
+		}
+	}
+	r, err := p.AssessEmbed(img, f, quality.DefaultThresholds())
+	return frameResult{faces, r}, err
+}
+
+// TestPipelineBuffersReused: the pooled buffers of the detector and the
+// embedder, reused across images of different sizes, give what fresh
+// buffers give, and AssessEmbed gives exactly what Assess (with a chip from
+// align.CropRGB) and Embed (with a chip from align.Crop) give.
+func TestPipelineBuffersReused(t *testing.T) {
+	p := openPipeline(t)
+	imgs := frameImages(t)
+	embedded := 0
+	for round := 0; round < 2; round++ {
+		for i, img := range imgs {
+			// Fresh Detector and Embedder: nothing pooled yet.
+			det, err := NewDetector(p.Det.Model(), DetectorConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			emb, err := NewEmbedder(p.Emb.Model())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := &Pipeline{Det: det, Emb: emb, PadRetry: p.PadRetry}
+			want, err := analyseSerial(fresh, img)
+			if err != nil {
+				t.Fatalf("image %d: %v", i, err)
+			}
+			got, err := analyseSerial(p, img)
+			if err != nil {
+				t.Fatalf("image %d: %v", i, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d image %d: reused buffers gave\n%+v\nfresh ones\n%+v", round, i, got, want)
+			}
+			checkAgainstCrop(t, p, img, got)
+			if got.report.OK {
+				embedded++
+			}
+		}
+	}
+	if embedded < 4 {
+		t.Fatalf("%d faces embedded in two rounds of %d images", embedded, len(imgs))
+	}
+}
+
+// checkAgainstCrop recomputes the primary face of r the way Assess and
+// Embed did before they shared pooled chips.
+func checkAgainstCrop(t *testing.T, p *Pipeline, img *imageio.RGB, r frameResult) {
+	t.Helper()
+	f := &r.faces[0]
+	for i := range r.faces {
+		if r.faces[i].Box.Area() > f.Box.Area() {
+			f = &r.faces[i]
+		}
+	}
+	if r.report.OK != (f.Embedding != nil) {
+		t.Fatalf("quality %s, embedded %v", r.report, f.Embedding != nil)
+	}
+	pts := make([]align.Point, len(f.Keypoints))
+	for i, k := range f.Keypoints {
+		pts[i] = align.Point{k.X, k.Y}
+	}
+	sel, err := p.Emb.Template().Select(pts, f.Names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chipRGB, _, err := align.CropRGB(img, sel, p.Emb.Template())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kps, err := quality.KeypointsFrom(pts, f.Names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := quality.Assess(img, quality.Face{Box: quality.Box{X0: f.Box.X0, Y0: f.Box.Y0, X1: f.Box.X1, Y1: f.Box.Y1}, Keypoints: kps, Chip: chipRGB}, quality.DefaultThresholds())
+	if err != nil || !reflect.DeepEqual(r.report, want) {
+		t.Fatalf("report %+v, with align.CropRGB's chip %+v (%v)", r.report, want, err)
+	}
+	if !r.report.OK {
+		return
+	}
+	chip := make([]float32, p.Emb.ChipLen())
+	m, err := align.Crop(img, sel, p.Emb.Template(), chip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := p.Emb.EmbedChips(chip, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Transform != m || !slices.Equal(f.Embedding, emb[0]) {
+		t.Fatalf("transform %+v embedding %v, from a fresh chip %+v %v", f.Transform, f.Embedding[:4], m, emb[0][:4])
+	}
+	// Embed, the batch path, agrees too.
+	g := Face{Detection: f.Detection, Names: f.Names}
+	if err := p.Embed(img, []*Face{&g}); err != nil {
+		t.Fatal(err)
+	}
+	if g.Transform != m || !slices.Equal(g.Embedding, emb[0]) {
+		t.Fatal("Embed differs from AssessEmbed")
+	}
+}
+
+// TestAssessEmbedFailingFace: a face that fails a check is reported as by
+// Assess and not embedded.
+func TestAssessEmbedFailingFace(t *testing.T) {
+	p := openPipeline(t)
+	img := readImage(t, filepath.Join(TestDataDir(t), "faces", "lfw__Abel_Pacheco", "001.jpg"))
+	faces, err := p.Detect(img)
+	if err != nil || len(faces) == 0 {
+		t.Fatalf("%d faces: %v", len(faces), err)
+	}
+	th := quality.DefaultThresholds()
+	th.MinInterOcular = 1000
+	want, err := p.Assess(img, &faces[0], th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.AssessEmbed(img, &faces[0], th)
+	if err != nil || got.OK || !reflect.DeepEqual(got, want) {
+		t.Fatalf("AssessEmbed %+v (%v), Assess %+v", got, err, want)
+	}
+	if faces[0].Embedding != nil || faces[0].Transform != (align.Similarity{}) {
+		t.Fatal("a failing face was embedded")
+	}
+	if _, err := (&Pipeline{Det: p.Det}).AssessEmbed(img, &faces[0], th); err == nil {
+		t.Fatal("AssessEmbed without an embedder did not fail")
+	}
+}
+
+// TestPipelineConcurrent: goroutines sharing one pipeline (and so its
+// pooled buffers) get the serial results. Run with -race.
+func TestPipelineConcurrent(t *testing.T) {
+	p := openPipeline(t)
+	imgs := frameImages(t)
+	want := make([]frameResult, len(imgs))
+	for i, img := range imgs {
+		var err error
+		if want[i], err = analyseSerial(p, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const workers, rounds = 4, 3
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for r := 0; r < rounds; r++ {
+				for k := range imgs {
+					i := (k + w) % len(imgs)
+					got, err := analyseSerial(p, imgs[i])
+					if err == nil && !reflect.DeepEqual(got, want[i]) {
+						err = fmt.Errorf("worker %d image %d: %+v, serially %+v", w, i, got, want[i])
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

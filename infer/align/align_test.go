@@ -471,3 +471,19 @@ func benchmarkCrop(b *testing.B, size int) {
 
 func BenchmarkCrop150(b *testing.B) { benchmarkCrop(b, 150) }
 func BenchmarkCrop224(b *testing.B) { benchmarkCrop(b, 224) }
+
+func TestQuantize(t *testing.T) {
+	chip := []float32{-3, 0, 0.49, 0.5, 127.5, 254.4, 254.5, 255, 300, float32(math.Inf(1))}
+	want := []uint8{0, 0, 0, 1, 128, 254, 255, 255, 255, 255}
+	dst := make([]uint8, len(chip)+2)
+	dst[len(chip)] = 7
+	Quantize(dst, chip)
+	for i, w := range want {
+		if dst[i] != w {
+			t.Errorf("Quantize(%v) = %d, want %d", chip[i], dst[i], w)
+		}
+	}
+	if dst[len(chip)] != 7 {
+		t.Error("wrote past the chip")
+	}
+}

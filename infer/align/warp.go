@@ -60,10 +60,18 @@ func CropRGB(img *imageio.RGB, keypoints []Point, tmpl Template) (*imageio.RGB, 
 		return nil, Similarity{}, err
 	}
 	chip := imageio.NewRGB(tmpl.Size, tmpl.Size)
-	for i, v := range buf {
-		chip.Pix[i] = uint8(math.Min(255, math.Max(0, float64(v)+0.5)))
-	}
+	Quantize(chip.Pix, buf)
 	return chip, m, nil
+}
+
+// Quantize rounds float32 chip values to 8-bit pixels, clamped to 0..255,
+// into dst[:len(chip)]: the 8-bit chip CropRGB returns, from a chip Crop
+// wrote.
+func Quantize(dst []uint8, chip []float32) {
+	dst = dst[:len(chip)]
+	for i, v := range chip {
+		dst[i] = uint8(math.Min(255, math.Max(0, float64(v)+0.5)))
+	}
 }
 
 // Warp writes the size×size chip whose pixel (i, j) is the source colour

@@ -18,7 +18,9 @@
 //
 // Resize scales an RGB image (area averaging when shrinking, bilinear when
 // enlarging) and ToFloat32 writes the HWC float32 0..255 tensor data the
-// models take, reusing the caller's buffer.
+// models take, reusing the caller's buffer. Resizer fuses the two: it scales
+// an image (optionally framed by black padding that is never built) straight
+// into a float32 input buffer, reusing its filter taps between calls.
 //
 // Dependencies: the standard library and golang.org/x/image only. imageio
 // must not use cgo and must not import TensorFlow, the rest of infer or any

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -736,6 +737,102 @@ func TestToFloat32(t *testing.T) {
 	}
 	if got := ToFloat32(nil, img); len(got) != len(img.Pix) {
 		t.Errorf("nil dst: len %d", len(got))
+	}
+}
+
+// noise is a w×h image of deterministic pseudo-random pixels.
+func noise(w, h int, seed uint32) *RGB {
+	img := NewRGB(w, h)
+	for i := range img.Pix {
+		seed = seed*1664525 + 1013904223
+		img.Pix[i] = uint8(seed >> 24)
+	}
+	return img
+}
+
+// padded is img framed by pad black pixels on every side.
+func padded(img *RGB, pad int) *RGB {
+	out := NewRGB(img.W+2*pad, img.H+2*pad)
+	for y := 0; y < img.H; y++ {
+		copy(out.Pix[out.Offset(pad, y+pad):], img.Pix[3*y*img.W:3*(y+1)*img.W])
+	}
+	return out
+}
+
+func TestResizerMatchesResize(t *testing.T) {
+	var r Resizer // one Resizer across all cases: its reuse must not leak state
+	for _, c := range []struct{ sw, sh, pad, w, h int }{
+		{640, 480, 0, 128, 96},
+		{1280, 720, 0, 256, 144},
+		{250, 250, 0, 128, 128},
+		{96, 72, 0, 128, 96}, // enlarge
+		{40, 40, 0, 40, 40},  // same size
+		{640, 480, 160, 128, 107},
+		{250, 250, 63, 128, 128},
+		{30, 20, 7, 50, 40},    // padded and enlarged
+		{640, 480, 0, 128, 96}, // back to the first sizes
+	} {
+		src := noise(c.sw, c.sh, uint32(c.sw*c.h+c.pad))
+		want, err := Resize(padded(src, c.pad), c.w, c.h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Written inside a larger buffer at a stride, as into a letterbox.
+		stride := 3 * (c.w + 5)
+		dst := make([]float32, stride*(c.h+2))
+		for i := range dst {
+			dst[i] = -1
+		}
+		off := stride + 6
+		if err := r.Float32(dst[off:], stride, src, c.pad, c.w, c.h); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		for y := 0; y < c.h+2; y++ {
+			for x := 0; x < stride; x++ {
+				got := dst[y*stride+x]
+				inside := y >= 1 && y <= c.h && x >= 6 && x < 6+3*c.w
+				switch {
+				case inside && got != float32(want.Pix[3*(y-1)*c.w+x-6]):
+					t.Fatalf("%+v: value (%d,%d) = %v, Resize gives %d", c, x, y, got, want.Pix[3*(y-1)*c.w+x-6])
+				case !inside && got != -1:
+					t.Fatalf("%+v: wrote outside the image at (%d,%d)", c, x, y)
+				}
+			}
+		}
+	}
+}
+
+func TestResizerReuse(t *testing.T) {
+	src := noise(640, 480, 1)
+	dst := make([]float32, 3*128*96)
+	var r Resizer
+	if err := r.Float32(dst, 3*128, src, 0, 128, 96); err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Clone(dst)
+	if a := testing.AllocsPerRun(5, func() {
+		if err := r.Float32(dst, 3*128, src, 0, 128, 96); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per call with the same sizes", a)
+	}
+	if !slices.Equal(first, dst) {
+		t.Error("a reused Resizer gave different values")
+	}
+	for _, c := range []struct {
+		name              string
+		dst               []float32
+		stride, pad, w, h int
+	}{
+		{"short buffer", dst[:100], 3 * 128, 0, 128, 96},
+		{"stride under a row", dst, 3*128 - 1, 0, 128, 96},
+		{"negative padding", dst, 3 * 128, -1, 128, 96},
+		{"zero width", dst, 3 * 128, 0, 0, 96},
+	} {
+		if err := r.Float32(c.dst, c.stride, src, c.pad, c.w, c.h); err == nil {
+			t.Errorf("%s accepted", c.name)
+		}
 	}
 }
 
