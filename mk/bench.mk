@@ -10,6 +10,8 @@
 #                        face_recognition peer on the same images (1 and 2 threads)
 #   make bench-matching  1:N Identify at 1k/10k/100k people x 128/2048-d vs a plain sum of the bytes
 #   make bench-memory    RSS over up to 10k frames of detect+align+embed
+#   make bench-tracking  skipping detection (infer/track) on real clips: per frame the fresh
+#                        path against tracked paths over a sweep of thresholds and max frames
 #   make bench-gpu       bench/gpu/run.sh (for a machine with an NVIDIA GPU; not in `make bench`)
 #
 # Not in `make test`: timings are not tests. cmd/facegate/bench_test.go
@@ -24,9 +26,14 @@ BENCH_E2E_PAIRS ?= 122
 BENCH_EMBED_FLAGS ?= -batch 1,4,16 -iters 1
 FACEGATE_BENCH  = $(BIN)/facegate bench
 
-BENCH_TARGETS += bench-embed bench-e2e bench-matching bench-memory
+# -tracking: the real clips of the shared data (ffmpeg reads the mp4s, at
+# full size); the crowd clip cropped to a 640x480 window on the walkers,
+# whose faces are too small for BlazeFace short-range in the whole frame.
+BENCH_CLIPS ?= $(BENCH_DATA)/videos/frec_short_hamilton_clip.mp4,$(BENCH_DATA)/videos/facenet_pytorch_crowd_video.mp4@640x480+450+300,$(BENCH_DATA)/sequences/otb_girl
 
-.PHONY: bench-embed bench-e2e bench-e2e-peer bench-matching bench-memory bench-gpu
+BENCH_TARGETS += bench-embed bench-e2e bench-matching bench-memory bench-tracking
+
+.PHONY: bench-embed bench-e2e bench-e2e-peer bench-matching bench-memory bench-tracking bench-gpu
 
 bench-embed: build models
 	mkdir -p $(BENCH_OUT)
@@ -62,6 +69,11 @@ bench-memory: build models
 	mkdir -p $(BENCH_OUT)
 	$(FACEGATE_BENCH) -memory -pairs $(BENCH_PAIRS) -root $(BENCH_ROOT) -frames 10000 -sample-every 1000 \
 	  -max-time 3m20s -json $(BENCH_OUT)/memory.json | tee $(BENCH_OUT)/memory.txt
+
+bench-tracking: build models
+	mkdir -p $(BENCH_OUT)
+	$(FACEGATE_BENCH) -tracking -clip $(BENCH_CLIPS) -clip-max-width 0 -track-threshold 2,4,6,8,12,16 -track-max-frames 5,15 \
+	  -json $(BENCH_OUT)/tracking.json | tee $(BENCH_OUT)/tracking.txt
 
 bench-gpu:
 	bash bench/gpu/run.sh

@@ -117,7 +117,7 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 		def = filepath.Join("build", "models")
 	}
 	fs.StringVar(&bf.models, "models", def, "folder of exported models")
-	fs.Var(&bf.names, "model", "model to benchmark, a name under -models or a path; repeatable or comma-separated (default: dlib-resnet-v1,vggface2-resnet50; -e2e/-memory use the first)")
+	fs.Var(&bf.names, "model", "model to benchmark, a name under -models or a path; repeatable or comma-separated (default: dlib-resnet-v1,vggface2-resnet50; -e2e/-memory/-tracking use the first)")
 	fs.Var(intList{&bf.batches}, "batch", "batch sizes")
 	fs.IntVar(&bf.threads, "threads", runtime.NumCPU(), "TensorFlow intra-op threads (Go and Python alike)")
 	fs.IntVar(&bf.inter, "inter", 1, "TensorFlow inter-op threads (Go and Python alike)")
@@ -133,13 +133,16 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 	e2e := fs.Bool("e2e", false, "per face end to end (read+decode → detect → align → embed → 1:N match) on the images of -pairs")
 	matching := fs.Bool("matching", false, "1:N matching cost against a memory-bandwidth bound (a plain sum over the same bytes)")
 	memory := fs.Bool("memory", false, "RSS over many frames of detect+align+embed on one image")
-	fs.StringVar(&bf.detector, "detector", "blazeface-short", "-e2e/-memory: detector model")
+	tracking := fs.Bool("tracking", false, "skipping detection with infer/track on real clips: fresh against tracked path, per frame (bench_track.go)")
+	var tk trackFlags
+	tk.register(fs)
+	fs.StringVar(&bf.detector, "detector", "blazeface-short", "-e2e/-memory/-tracking: detector model")
 	fs.StringVar(&bf.pairsFile, "pairs", "", "-e2e: pairs file (a<TAB>b<TAB>same), paths relative to -root")
 	fs.StringVar(&bf.root, "root", "", "-e2e/-memory: folder the image paths are relative to")
 	fs.IntVar(&bf.pairsLimit, "pairs-limit", 100, "-e2e: only the images of the first N pairs (the peer's --limit N sees the same images); 0: all")
 	fs.IntVar(&bf.gallery, "gallery", 1000, "-e2e: people in the 1:N gallery each face is matched against")
 	fs.StringVar(&bf.peerTiming, "peer-timing", filepath.Join("build", "eval", "peer-lfw.timing.json"), "-e2e: the face_recognition peer's timing JSON (bench/peer_face_recognition.py --timing); compared when it exists")
-	fs.Float64Var(&bf.pad, "pad", 0.25, "-e2e/-memory: pad-and-retry fraction when no face is found (as eval)")
+	fs.Float64Var(&bf.pad, "pad", 0.25, "-e2e/-memory/-tracking: pad-and-retry fraction when no face is found (as eval and the daemon)")
 	fs.Var(intList{&bf.people}, "people", "-matching: gallery sizes")
 	fs.Var(intList{&bf.dims}, "dims", "-matching: template dimensions")
 	fs.StringVar(&bf.image, "image", "", "-memory: the frame (default: the first image of -pairs under -root)")
@@ -150,7 +153,8 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(fs.Output(), "usage: facegate bench [-model NAME]... [-batch 1,4,16] [-threads N] [-duration D | -iters N] [-python] [-json OUT]\n"+
 			"       facegate bench -e2e -pairs FILE -root DIR [-pairs-limit N] [-peer-timing FILE]\n"+
 			"       facegate bench -matching [-people 1000,10000,100000] [-dims 128,2048]\n"+
-			"       facegate bench -memory -root DIR (-pairs FILE | -image FILE) [-frames N]")
+			"       facegate bench -memory -root DIR (-pairs FILE | -image FILE) [-frames N]\n"+
+			"       facegate bench -tracking -clip FILE|DIR... [-track-threshold 2,4,6,8,12,16] [-track-max-frames 5,15] [-clip-frames N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -160,7 +164,7 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return errUsage
 	}
 	modes := 0
-	for _, b := range []bool{*e2e, *matching, *memory} {
+	for _, b := range []bool{*e2e, *matching, *memory, *tracking} {
 		if b {
 			modes++
 		}
@@ -186,6 +190,8 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 		report, err = benchMatching(ctx, &bf, stdout)
 	case *memory:
 		report, err = benchMemory(ctx, &bf, stdout)
+	case *tracking:
+		report, err = benchTracking(ctx, &bf, &tk, stdout)
 	default:
 		report, err = benchEmbed(ctx, &bf, stdout)
 	}

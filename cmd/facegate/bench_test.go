@@ -190,6 +190,52 @@ func TestBenchMemorySmoke(t *testing.T) {
 	}
 }
 
+func TestBenchTrackingSmoke(t *testing.T) {
+	args, _ := e2eArgs(t)
+	clip := filepath.Join(infer.TestDataDir(t), "sequences", "otb_girl")
+	// Threshold 100 reuses whenever allowed, so the tracked path runs; 1
+	// detects almost always.
+	stdout, raw := runBench(t, append(args, "-tracking", "-clip", clip, "-clip-frames", "10",
+		"-track-threshold", "1,100", "-track-max-frames", "3", "-ref-frames", "2")...)
+	var rep TrackingReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Kind != "tracking" || len(rep.Clips) != 1 || rep.Threshold.Value <= 0 || rep.RefFrames != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+	c := rep.Clips[0]
+	if c.Clip != "otb_girl" || c.Frames != 10 || c.Width != 128 || c.Height != 96 || c.FramesWithFace == 0 || c.RefFrames != 2 || len(c.Results) != 2 {
+		t.Fatalf("clip: %+v", c)
+	}
+	if c.FreshWall["detect"].N != 10 || c.FreshWall["embed"].N != c.FramesWithFace || c.FreshWall["total"].Mean < c.FreshWall["detect"].Mean {
+		t.Errorf("fresh times: %+v", c.FreshWall)
+	}
+	for _, r := range c.Results {
+		detected := 0
+		for _, n := range r.Detected {
+			detected += n
+		}
+		if r.Frames != 10 || r.Skipped+detected != r.Frames || r.Distance.N > r.Skipped || r.CheckUS.N != r.Frames || r.Flips != r.FlipAccepts+r.FlipRejects {
+			t.Errorf("setting %+v: inconsistent counts", r)
+		}
+		if r.Skipped > 0 && r.TrackedMS >= r.FreshMS {
+			t.Logf("setting %g/%d: tracked %.2f ms not under fresh %.2f ms (load?)", r.Threshold, r.MaxFrames, r.TrackedMS, r.FreshMS)
+		}
+	}
+	// Threshold 100, max 3 frames: detect, reuse 3, detect, ... once a face
+	// is remembered.
+	if hi := c.Results[1]; hi.Threshold != 100 || hi.Skipped < 6 || hi.Detected["max-frames"] < 1 || hi.Distance.N == 0 {
+		t.Errorf("threshold 100: %+v", hi)
+	}
+	if len(rep.Pooled) != 2 || rep.Pooled[1].Skipped != c.Results[1].Skipped || rep.Pooled[1].Distance.N != c.Results[1].Distance.N {
+		t.Errorf("pooled: %+v", rep.Pooled)
+	}
+	if !strings.Contains(stdout, "dist tracked-fresh") {
+		t.Errorf("no table in output:\n%s", stdout)
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"bench", "-e2e", "-matching"}, &stdout, &stderr); err == nil {
@@ -197,5 +243,13 @@ func TestBenchUsage(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"bench", "-batch", "0"}, &stdout, &stderr); err == nil {
 		t.Fatal("batch 0 accepted")
+	}
+	if err := run(context.Background(), []string{"bench", "-tracking", "-memory"}, &stdout, &stderr); err == nil {
+		t.Fatal("-tracking with -memory accepted")
+	}
+	for _, bad := range [][]string{{"-track-threshold", "0"}, {"-track-threshold", "x"}, {"-track-max-frames", "0"}} {
+		if err := run(context.Background(), append([]string{"bench", "-tracking", "-clip", "x"}, bad...), &stdout, &stderr); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
 	}
 }
