@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/infer/track"
 )
 
 // EnvPrefix prefixes every configuration variable.
@@ -38,6 +40,7 @@ type Config struct {
 	CameraConfig
 	DecideConfig
 	QualityConfig
+	TrackConfig
 	BrokerConfig
 	KeysConfig
 	// MQTT is the broker connection and topics: FACEGATE_MQTT_* (see
@@ -90,6 +93,19 @@ type QualityConfig struct {
 	MaxYaw         float64 `envconfig:"QUALITY_MAX_YAW" default:"35" desc:"maximum |yaw| in degrees"`
 	MaxPitch       float64 `envconfig:"QUALITY_MAX_PITCH" default:"30" desc:"maximum |pitch| in degrees"`
 	MaxRoll        float64 `envconfig:"QUALITY_MAX_ROLL" default:"30" desc:"maximum |roll| in degrees"`
+}
+
+// TrackConfig lets frames reuse the last detection while the face holds
+// still (infer/track): off by default, see docs/benchmarks.md, "Tracking".
+type TrackConfig struct {
+	TrackThreshold float64       `envconfig:"TRACK_THRESHOLD" default:"0" desc:"reuse the last detection while each face's 16x16 luma thumbnail differs by less than this (levels 0-255; 0 = off, 8 = the measured setting)"`
+	TrackMaxFrames int           `envconfig:"TRACK_MAX_FRAMES" default:"5" desc:"with tracking: at most this many frames in a row reuse one detection"`
+	TrackMaxAge    time.Duration `envconfig:"TRACK_MAX_AGE" default:"250ms" desc:"with tracking: a detection is reused for at most this long (0 = no time bound)"`
+}
+
+// Track is the tracker's configuration.
+func (c TrackConfig) Track() track.Config {
+	return track.Config{Threshold: c.TrackThreshold, MaxFrames: c.TrackMaxFrames, MaxAge: c.TrackMaxAge}
 }
 
 // BrokerConfig runs the embedded broker: the device is the broker (single
@@ -202,6 +218,15 @@ func (c *Config) Validate() error {
 		if v <= 0 || v > 90 {
 			bad(name, "%g not in (0,90]", v)
 		}
+	}
+	if t := c.TrackThreshold; math.IsNaN(t) || t < 0 || t > 255 {
+		bad("TRACK_THRESHOLD", "%g not in 0..255 (0 = off)", t)
+	}
+	if c.TrackMaxFrames < 1 || c.TrackMaxFrames > track.MaxMaxFrames {
+		bad("TRACK_MAX_FRAMES", "%d not in 1..%d", c.TrackMaxFrames, track.MaxMaxFrames)
+	}
+	if c.TrackMaxAge < 0 {
+		bad("TRACK_MAX_AGE", "%s is negative", c.TrackMaxAge)
 	}
 	c.MQTT.DeviceID = c.DeviceID
 	if c.MQTT.OutboxDir == "" {

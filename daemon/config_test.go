@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,6 +52,9 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		"FACEGATE_LOG_LEVEL":           {"loud", "FACEGATE_LOG_LEVEL"},
 		"FACEGATE_QUALITY_MAX_YAW":     {"0", "FACEGATE_QUALITY_MAX_YAW"},
 		"FACEGATE_CAMERA_FPS":          {"-5", "FACEGATE_CAMERA_FPS"},
+		"FACEGATE_TRACK_THRESHOLD":     {"300", "FACEGATE_TRACK_THRESHOLD"},
+		"FACEGATE_TRACK_MAX_FRAMES":    {"0", "FACEGATE_TRACK_MAX_FRAMES"},
+		"FACEGATE_TRACK_MAX_AGE":       {"-1s", "FACEGATE_TRACK_MAX_AGE"},
 	}
 	for env, c := range cases {
 		t.Run(env, func(t *testing.T) {
@@ -103,5 +108,45 @@ func TestPrintListsEveryVariable(t *testing.T) {
 	c.Print(&b)
 	if strings.Contains(b.String(), "hunter2") {
 		t.Fatalf("Print shows a password:\n%s", b.String())
+	}
+}
+
+// TestExampleEnvNamesRealVariables: every variable the shipped example
+// environment file sets is one facegate reads (envconfig ignores unknown
+// names, so a misspelt one would silently keep its default), and the file
+// as shipped, with its secrets' files present, is a valid configuration.
+func TestExampleEnvNamesRealVariables(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "systemd", "facegate.env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", "FACEGATE_MQTT_EMBEDDED": "true"})
+	c, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed bytes.Buffer
+	if err := c.Print(&listed); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || !strings.Contains(listed.String(), name+" ") {
+			t.Errorf("facegate.env.example sets %q, which facegate does not read", name)
+		}
+		vars[name] = value
+	}
+	if len(vars) == 0 {
+		t.Fatal("no variables in the example")
+	}
+	vars["FACEGATE_MQTT_EMBEDDED"] = "false" // the example's broker, not the embedded one
+	setenv(t, vars)
+	if _, err := LoadConfig(); err != nil {
+		t.Fatalf("the example is not a valid configuration: %v", err)
 	}
 }

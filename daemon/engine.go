@@ -12,9 +12,11 @@ import (
 	"github.com/facegate/facegate/capture"
 	"github.com/facegate/facegate/enroll"
 	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/manifest"
 	"github.com/facegate/facegate/infer/quality"
+	"github.com/facegate/facegate/infer/track"
 )
 
 // FrameSource yields frames, the newest first: a slow consumer never sees a
@@ -54,6 +56,9 @@ type EngineConfig struct {
 	Observe func(FrameResult)
 	// KeepFrames keeps the frame on FaceInfo (for event images).
 	KeepFrames bool
+	// Track lets frames reuse the last detection while the faces hold
+	// still; the zero value detects on every frame.
+	Track track.Config
 }
 
 // Engine runs the vision half of the gate: frames → detect → quality gate →
@@ -62,6 +67,7 @@ type EngineConfig struct {
 // newest frame. It emits decisions through Emit.
 type Engine struct {
 	EngineConfig
+	tracker   *track.Tracker // the analyse stage's alone
 	claims    chan Claim
 	mu        sync.Mutex
 	collector *collector
@@ -81,6 +87,9 @@ type FrameResult struct {
 	// empty (NaN otherwise).
 	Score    float64
 	Accepted bool
+	// Tracked: the frame reused the last detection (Faces is that
+	// detection's count) instead of running the detector.
+	Tracked bool
 }
 
 type analysed struct {
@@ -89,6 +98,7 @@ type analysed struct {
 	face    *infer.Face // primary face, embedded; nil when none usable
 	quality quality.Report
 	faces   int
+	tracked bool
 	at      time.Time
 }
 
@@ -100,6 +110,10 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if err := e.Quality.Validate(); err != nil {
 		return nil, err
+	}
+	var err error
+	if e.tracker, err = track.New(e.Track); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if e.Log == nil {
 		e.Log = slog.Default()
@@ -182,17 +196,50 @@ func toImage(f capture.Frame) (*imageio.RGB, error) {
 	return &imageio.RGB{W: rgb.W, H: rgb.H, Pix: rgb.Packed()}, nil
 }
 
+// detect finds the frame's faces: the tracker's copy of the last detection
+// when the faces have held still (tracked), else the detector's, which the
+// tracker then remembers. A camera enrollment in progress always detects:
+// its "exactly one face" rule needs a real count.
+func (e *Engine) detect(img *imageio.RGB, at time.Time) (faces []infer.Face, tracked bool, err error) {
+	if dets, d := e.tracker.Check(img, at); d.Reuse && !e.collecting() {
+		faces = make([]infer.Face, len(dets))
+		names := e.Pipe.Det.KeypointNames()
+		for i := range dets {
+			faces[i] = infer.Face{Detection: dets[i], Names: names}
+		}
+		return faces, true, nil
+	}
+	if faces, err = e.Pipe.Detect(img); err != nil {
+		e.tracker.Reset()
+		return nil, false, err
+	}
+	if e.Track.Enabled() {
+		dets := make([]detect.Detection, len(faces))
+		for i := range faces {
+			dets[i] = faces[i].Detection
+		}
+		e.tracker.Update(img, dets, at)
+	}
+	return faces, false, nil
+}
+
+func (e *Engine) collecting() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.collector != nil
+}
+
 func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 	img, err := toImage(f)
 	if err != nil {
 		return analysed{}, fmt.Errorf("decode frame: %w", err)
 	}
 	a := analysed{frame: f, img: img}
-	faces, err := e.Pipe.Detect(img)
+	faces, tracked, err := e.detect(img, f.Time)
 	if err != nil {
 		return analysed{}, err
 	}
-	a.faces = len(faces)
+	a.faces, a.tracked = len(faces), tracked
 	// The door's subject is the largest face.
 	var primary *infer.Face
 	for i := range faces {
@@ -209,7 +256,9 @@ func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 		a.quality = q
 		if q.OK {
 			a.face = primary
-			e.offer(primary.Embedding, len(faces))
+			if !tracked { // enrollment counts faces on detected frames only
+				e.offer(primary.Embedding, len(faces))
+			}
 		}
 	}
 	a.at = time.Now()
@@ -243,7 +292,7 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 		obs := e.match(a)
 		if e.Observe != nil {
 			r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
-				Acquired: a.face != nil, Score: math.NaN(), Accepted: obs.Accepted}
+				Acquired: a.face != nil, Score: math.NaN(), Accepted: obs.Accepted, Tracked: a.tracked}
 			if a.faces > 0 && !a.quality.OK {
 				r.QualityFailures = a.quality.Failures
 			}

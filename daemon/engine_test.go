@@ -20,6 +20,7 @@ import (
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/manifest"
 	"github.com/facegate/facegate/infer/quality"
+	"github.com/facegate/facegate/infer/track"
 )
 
 // testPipeline loads the real detector and embedder.
@@ -255,5 +256,96 @@ func TestLoadModelsRefusesUntrainedAndUncalibrated(t *testing.T) {
 	emb.Close()
 	if th.FMR != 1e-3 || th.Score != "euclidean" || th.Value <= 0 || th.Value >= 1 || th.Dataset == "" {
 		t.Fatalf("threshold %+v", th)
+	}
+}
+
+// TestEngineTracking: with tracking on, a still face reuses its detection
+// for at most MaxFrames frames in a row, still embedded from each frame (the
+// same pixels give the same score); a face that moves, and every frame of a
+// camera enrollment, is detected; with tracking off every frame is.
+func TestEngineTracking(t *testing.T) {
+	p := testPipeline(t)
+	faces := filepath.Join(infer.TestDataDir(t), "faces")
+	man := p.Emb.Model().Manifest()
+	g := testGallery(t, man)
+	q := quality.DefaultThresholds()
+	q.MinInterOcular = 20
+	still := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "003.jpg"))
+	other := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "001.jpg"))[0]
+	emb, err := (&Engine{EngineConfig: EngineConfig{Pipe: p}}).EmbedEnrollImage(0, still[0], imageio.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Enroll("akhmed", "Akhmed Zakayev", store.Source{Kind: "test"}, [][]float32{emb}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(tc track.Config, data [][]byte, n int, collect int) ([]FrameResult, [][]float32) {
+		t.Helper()
+		var mu sync.Mutex
+		var got []FrameResult
+		src := newFileFrames(data, n)
+		e, err := NewEngine(EngineConfig{Pipe: p, Gallery: g, Decider: NewDecider(DeciderConfig{AgreeN: 1, AgreeM: 1, Cooldown: time.Hour, UnknownInterval: time.Hour, IdentifyOpen: true}),
+			Threshold: manifest.Threshold{FMR: 1e-3, Score: "euclidean", Value: 0.41}, Quality: q, Emit: func(Decision, *FaceInfo) {}, Progress: src, Track: tc,
+			Observe: func(r FrameResult) { mu.Lock(); got = append(got, r); mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var collected [][]float32
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if collect > 0 {
+				if collected, err = e.CollectFaces(context.Background(), collect); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		if collect > 0 {
+			for !e.collecting() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if err := e.Run(context.Background(), src); !errors.Is(err, io.EOF) {
+			t.Fatalf("Run: %v", err)
+		}
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return got, collected
+	}
+	on := track.Config{Threshold: 8, MaxFrames: 3}
+	got, _ := run(on, still, 12, 0)
+	if len(got) != 12 {
+		t.Fatalf("%d frames observed, want 12", len(got))
+	}
+	for i, r := range got {
+		// detect, 3 tracked, detect, 3 tracked, ...
+		if want := i%4 != 0; r.Tracked != want || r.Faces != 1 || !r.Acquired || !r.Accepted || r.Score != got[0].Score {
+			t.Fatalf("frame %d: %+v, want tracked %v, one face acquired and accepted at score %.4f", i, r, want, got[0].Score)
+		}
+	}
+	// Two different photos in turn: the face moves every frame.
+	got, _ = run(on, [][]byte{still[0], other}, 6, 0)
+	for i, r := range got {
+		if r.Tracked {
+			t.Fatalf("frame %d tracked although the face moved", i)
+		}
+	}
+	// Off: never tracked.
+	got, _ = run(track.Config{}, still, 5, 0)
+	for i, r := range got {
+		if r.Tracked {
+			t.Fatalf("frame %d tracked with tracking off", i)
+		}
+	}
+	// A camera enrollment sees only detected frames.
+	got, collected := run(on, still, 6, 3)
+	if len(collected) != 3 {
+		t.Fatalf("collected %d faces, want 3", len(collected))
+	}
+	for i, r := range got[:3] {
+		if r.Tracked {
+			t.Fatalf("frame %d tracked during a camera enrollment", i)
+		}
 	}
 }

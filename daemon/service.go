@@ -226,6 +226,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 		Decider: NewDecider(DeciderConfig{AgreeN: cfg.AgreeN, AgreeM: cfg.AgreeM, Cooldown: cfg.Cooldown,
 			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: hi, IdentifyOpen: cfg.Mode == "1:N"}),
 		Emit: s.emit, Progress: s.progress, Observe: s.observe, KeepFrames: cfg.IncludeImage,
+		Track: cfg.TrackConfig.Track(),
 	})
 	if err != nil {
 		return nil, err
