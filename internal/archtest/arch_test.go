@@ -91,6 +91,47 @@ func TestDependencies(t *testing.T) {
 	}
 }
 
+// pure lists the packages that must stay pure Go inside the infer tree (and
+// the matcher's kernels), with the only non-standard packages they may reach,
+// directly or not; a trailing "/" allows a whole tree.
+var pure = map[string][]string{
+	module + "/infer/imageio": {"golang.org/x/image/"},
+	module + "/infer/align":   {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/manifest"},
+	module + "/infer/quality": {"golang.org/x/image/", module + "/infer/imageio"},
+	module + "/infer/track":   {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/detect", module + "/infer/manifest"},
+	module + "/internal/vec":  {"golang.org/x/sys/"},
+}
+
+// TestPureDependencies: each package of pure reaches only the standard
+// library and its listed packages (so never TensorFlow or infer's cgo).
+func TestPureDependencies(t *testing.T) {
+	found := map[string]bool{}
+	for _, p := range list(t) {
+		allow, ok := pure[p.ImportPath]
+		if !ok {
+			continue
+		}
+		found[p.ImportPath] = true
+		for _, d := range p.Deps {
+			if first, _, _ := strings.Cut(d, "/"); !strings.Contains(first, ".") {
+				continue // the standard library
+			}
+			ok := false
+			for _, a := range allow {
+				ok = ok || d == a || strings.HasSuffix(a, "/") && strings.HasPrefix(d, a)
+			}
+			if !ok {
+				t.Errorf("%s depends on %s, which it must not (allowed: %v)", p.ImportPath, d, allow)
+			}
+		}
+	}
+	for p := range pure {
+		if !found[p] {
+			t.Errorf("%s is listed in pure but is not in the module", p)
+		}
+	}
+}
+
 // TestCgoOnlyInInfer: only infer/ has cgo files, and everything outside infer
 // and the binaries that wire it builds with CGO_ENABLED=0.
 func TestCgoOnlyInInfer(t *testing.T) {
@@ -99,7 +140,7 @@ func TestCgoOnlyInInfer(t *testing.T) {
 			t.Errorf("%s has cgo files %v; cgo belongs in infer/", p.ImportPath, p.CgoFiles)
 		}
 	}
-	for _, prefix := range []string{"capture", "enroll", "infer/manifest", "infer/detect", "infer/imageio", "infer/align", "infer/quality", "daemon/sdnotify", "daemon/auth", "daemon/mqtt"} {
+	for _, prefix := range []string{"capture", "enroll", "infer/manifest", "infer/detect", "infer/imageio", "infer/align", "infer/quality", "infer/track", "internal/vec", "daemon/sdnotify", "daemon/auth", "daemon/mqtt"} {
 		dir := filepath.Join(repoRoot(t), prefix)
 		if _, err := os.Stat(dir); err != nil {
 			continue
