@@ -16,6 +16,6 @@
 //
 // Dependencies: the standard library only. capture and its subpackages must
 // not use cgo and must not import facegate/infer, TensorFlow or
-// github.com/wamuir/graft (capture_deps_test.go enforces this); frames reach
+// github.com/wamuir/graft (internal/archtest enforces this); frames reach
 // the detector as plain packed RGB bytes.
 package capture

@@ -32,6 +32,6 @@
 // # Dependencies
 //
 // The standard library, facegate/infer/imageio and facegate/infer/manifest
-// only: no cgo, no TensorFlow (align_deps_test.go enforces this), so the
+// only: no cgo, no TensorFlow (internal/archtest enforces this), so the
 // package builds with CGO_ENABLED=0.
 package align

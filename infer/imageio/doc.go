@@ -24,6 +24,6 @@
 //
 // Dependencies: the standard library and golang.org/x/image only. imageio
 // must not use cgo and must not import TensorFlow, the rest of infer or any
-// other facegate package (imageio_deps_test.go enforces this), so it builds
+// other facegate package (internal/archtest enforces this), so it builds
 // with CGO_ENABLED=0.
 package imageio

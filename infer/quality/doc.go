@@ -45,5 +45,5 @@
 // # Dependencies
 //
 // The standard library and facegate/infer/imageio only: no cgo, no
-// TensorFlow (quality_deps_test.go enforces this).
+// TensorFlow (internal/archtest enforces this).
 package quality

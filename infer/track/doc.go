@@ -49,5 +49,5 @@
 // # Dependencies
 //
 // The standard library, facegate/infer/detect and facegate/infer/imageio
-// only: no cgo, no TensorFlow (track_deps_test.go enforces this).
+// only: no cgo, no TensorFlow (internal/archtest enforces this).
 package track
