@@ -59,34 +59,34 @@ def proc_stat(pid: int) -> tuple[float, int, int]:
     return cpu, rss, hwm
 
 
-def run_one(args, w: int, h: int, work: pathlib.Path, port: int) -> dict:
+def run_one(args, w: int, h: int, threads: int, camera_fps: str, work: pathlib.Path, port: int) -> dict:
     clip = work / f"clip-{w}x{h}.mjpeg"
-    make_clip(clip, w, h)
-    state = work / f"state-{w}x{h}"
-    state.mkdir()
+    if not clip.exists():
+        make_clip(clip, w, h)
+    state = pathlib.Path(tempfile.mkdtemp(prefix=f"state-{w}x{h}-", dir=work))
     keys = work / "keys"
-    notify = work / f"notify-{w}x{h}.sock"
+    notify = state / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
     sock.settimeout(0.5)
     env = dict(os.environ,
                FACEGATE_DEVICE_ID="bench", FACEGATE_STATE_DIR=str(state), FACEGATE_MODELS_DIR=args.models,
-               FACEGATE_CAMERA=str(clip), FACEGATE_CAMERA_FPS="-1", FACEGATE_CAMERA_LOOP="true",
+               FACEGATE_CAMERA=str(clip), FACEGATE_CAMERA_FPS=camera_fps, FACEGATE_CAMERA_LOOP="true",
                FACEGATE_CAMERA_WIDTH=str(w), FACEGATE_CAMERA_HEIGHT=str(h),
                FACEGATE_MQTT_EMBEDDED="true", FACEGATE_MQTT_EMBEDDED_ADDR=f"127.0.0.1:{port}",
                FACEGATE_ENROLL_KEYS=str(keys), FACEGATE_GALLERY_KEY=str(work / "gkey"),
                FACEGATE_AGREE_N="1", FACEGATE_AGREE_M="1", FACEGATE_QUALITY_MIN_SHARPNESS="0", FACEGATE_COOLDOWN="0s", FACEGATE_UNKNOWN_INTERVAL="0s",
                FACEGATE_MQTT_STATS_INTERVAL="2s", FACEGATE_MQTT_HA_DISCOVERY="false", FACEGATE_LOG_LEVEL="error",
-               FACEGATE_TF_INTRA_OP_THREADS=str(args.threads), NOTIFY_SOCKET=str(notify))
+               FACEGATE_TF_INTRA_OP_THREADS=str(threads), NOTIFY_SOCKET=str(notify))
     t0 = time.monotonic()
-    daemon = subprocess.Popen([args.bin, "run"], env=env, stderr=open(work / f"daemon-{w}x{h}.log", "w"))
+    daemon = subprocess.Popen([args.bin, "run"], env=env, stderr=open(state / "daemon.log", "w"))
     ready = None
     while ready is None and time.monotonic() - t0 < 120:
         try:
             msg = sock.recv(4096).decode()
         except socket.timeout:
             if daemon.poll() is not None:
-                raise RuntimeError(f"daemon exited: see {work}/daemon-{w}x{h}.log")
+                raise RuntimeError(f"daemon exited: see {state}/daemon.log")
             continue
         if "READY=1" in msg:
             ready = time.monotonic() - t0
@@ -110,7 +110,7 @@ def run_one(args, w: int, h: int, work: pathlib.Path, port: int) -> dict:
     sock.close()
     last = stats[-1] if stats else {}
     return {
-        "size": f"{w}x{h}", "startup_to_ready_s": round(ready, 2) if ready else None,
+        "size": f"{w}x{h}", "threads": threads, "camera_fps": camera_fps, "startup_to_ready_s": round(ready, 2) if ready else None,
         "fps": last.get("fps"), "latency_ms": last.get("latency"), "attempts": last.get("attempts"),
         "grants": last.get("grants"), "cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
         "rss_mb": round(rss / 1024, 1), "peak_rss_mb": round(hwm / 1024, 1), "window_s": round(wall, 1),
@@ -124,7 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=str(REPO / "build" / "models"))
     ap.add_argument("--seconds", type=float, default=60, help="measured window per size")
     ap.add_argument("--warmup", type=float, default=5)
-    ap.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = one per core)")
+    ap.add_argument("--threads", default="1", help="TensorFlow intra-op threads, a comma-separated list to compare (0 = one per core; 1 is the daemon's default)")
+    ap.add_argument("--camera-fps", default="-1", help="frame rate(s) of the clip, comma-separated (-1 = as fast as the gate takes frames)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every setting this many times, alternating settings")
     ap.add_argument("--sizes", default="640x480,1280x720")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -138,12 +140,19 @@ def main(argv=None) -> int:
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(REPO / "testdata" / "astronaut.jpg"),
                         "-vf", "hflip", str(work / "enroll.jpg")], check=True)
         results = []
-        for i, size in enumerate(args.sizes.split(",")):
-            w, h = (int(v) for v in size.split("x"))
-            r = run_one(args, w, h, work, 18900 + i)
-            print(json.dumps(r), flush=True)
-            results.append(r)
-    doc = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count()}, "threads": args.threads,
+        port = 18900
+        # Settings alternate inside each round, so that a change of load on
+        # this shared machine hits every setting alike.
+        for _ in range(args.rounds):
+            for size in args.sizes.split(","):
+                w, h = (int(v) for v in size.split("x"))
+                for camera_fps in args.camera_fps.split(","):
+                    for threads in (int(t) for t in args.threads.split(",")):
+                        r = run_one(args, w, h, threads, camera_fps.strip(), work, port)
+                        port += 1
+                        print(json.dumps(r), flush=True)
+                        results.append(r)
+    doc = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count()}, "threads": args.threads, "camera_fps": args.camera_fps, "rounds": args.rounds,
            "seconds": args.seconds, "results": results}
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ type ModelsConfig struct {
 	Detector       string  `envconfig:"DETECTOR" default:"blazeface-short" desc:"detector model name (blazeface-short for close faces, blazeface-full for far ones)"`
 	Embedder       string  `envconfig:"EMBEDDER" default:"dlib-resnet-v1" desc:"embedding model name"`
 	AllowUntrained bool    `envconfig:"ALLOW_UNTRAINED" default:"false" desc:"allow decisions with untrained (random) weights: never on a real door"`
-	IntraOpThreads int     `envconfig:"TF_INTRA_OP_THREADS" default:"0" desc:"TensorFlow intra-op threads (0 = one per core)"`
+	IntraOpThreads int     `envconfig:"TF_INTRA_OP_THREADS" default:"1" desc:"TensorFlow intra-op threads (0 = one per core); 1 is fastest on 2 cores, docs/benchmarks.md, Thread settings"`
 	InterOpThreads int     `envconfig:"TF_INTER_OP_THREADS" default:"1" desc:"TensorFlow inter-op threads"`
 	GPUDevices     string  `envconfig:"GPU_DEVICES" desc:"visible GPU ids, e.g. 0 (empty: all)"`
 	GPUMemFraction float64 `envconfig:"GPU_MEMORY_FRACTION" default:"0" desc:"cap on each GPU's memory share (0 = no cap)"`

@@ -7,3 +7,12 @@ DAEMON_BENCH_SECONDS ?= 60
 bench-daemon: build models
 	mkdir -p build/bench
 	$(PY) bench/daemon_bench.py --bin $(BIN)/facegate --models $(MODELS_OUT) --seconds $(DAEMON_BENCH_SECONDS) --out build/bench/daemon.json
+
+# Thread settings study: TensorFlow intra-op threads 1 vs 2 on 640x480, with
+# the clip read as fast as possible and at a camera's 15 fps, two rounds,
+# settings alternating. docs/benchmarks.md, "Thread settings".
+BENCH_TARGETS += bench-threads
+.PHONY: bench-threads
+bench-threads: build models
+	mkdir -p build/bench
+	$(PY) bench/daemon_bench.py --bin $(BIN)/facegate --models $(MODELS_OUT) --sizes 640x480 --threads 1,2 --camera-fps=-1,15 --rounds 2 --seconds 20 --out build/bench/threads.json
