@@ -266,14 +266,27 @@ def _fused(tf, node: Node, args, conv):
     return x
 
 
+def _pad_explicit(tf, node: Node, x, pad: str, explicit: list[int]):
+    """EXPLICIT padding as a zero Pad before a VALID convolution (the same
+    values). TF 2.18's oneDNN depthwise kernel aborts the whole process on
+    explicit paddings on some x86 CPUs (seen on an AVX-512 Xeon:
+    "tensor_format.h:428 Check failed ... Invalid index from the dimension:
+    1, 0, H"), so exported models never carry them."""
+    if pad != "EXPLICIT":
+        return x, pad
+    if len(explicit) != 8:
+        raise UnsupportedOp(f"node {node.name}: explicit_paddings {explicit}, want 8 values")
+    return tf.pad(x, [explicit[i:i + 2] for i in range(0, 8, 2)]), "VALID"
+
+
 def _conv2d(tf, node: Node):
     _check_nhwc(node)
     pad, explicit = _padding(node)
 
     def conv(x, w):
-        return tf.raw_ops.Conv2D(input=x, filter=w, strides=node.ints("strides"), padding=pad,
-                                 explicit_paddings=explicit, data_format="NHWC",
-                                 dilations=node.ints("dilations", [1, 1, 1, 1]))
+        x, p = _pad_explicit(tf, node, x, pad, explicit)
+        return tf.raw_ops.Conv2D(input=x, filter=w, strides=node.ints("strides"), padding=p,
+                                 data_format="NHWC", dilations=node.ints("dilations", [1, 1, 1, 1]))
     return conv
 
 
@@ -282,10 +295,10 @@ def _depthwise(tf, node: Node):
     pad, explicit = _padding(node)
 
     def conv(x, w):
+        x, p = _pad_explicit(tf, node, x, pad, explicit)
         return tf.raw_ops.DepthwiseConv2dNative(
-            input=x, filter=w, strides=node.ints("strides"), padding=pad,
-            explicit_paddings=explicit, data_format="NHWC",
-            dilations=node.ints("dilations", [1, 1, 1, 1]))
+            input=x, filter=w, strides=node.ints("strides"), padding=p,
+            data_format="NHWC", dilations=node.ints("dilations", [1, 1, 1, 1]))
     return conv
 
 
