@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -374,7 +376,12 @@ func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs [
 		if err != nil {
 			return nil, fmt.Errorf("run %s signature %q: %w", filepath.Base(m.dir), sig, err)
 		}
+		var made int64 // C bytes of this run's tensors, freed only by finalizers
+		for _, t := range feeds {
+			made += tensorBytes(t)
+		}
 		for i, t := range out {
+			made += tensorBytes(t)
 			r := &results[i]
 			var shape []int64
 			if r.Data, shape, err = appendFloat32(r.Data, t); err != nil {
@@ -386,11 +393,47 @@ func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs [
 				r.Shape[0] += shape[0]
 			}
 		}
+		noteTensorGarbage(made)
 		if rows == 0 {
 			break
 		}
 	}
 	return results, nil
+}
+
+// TensorFlow tensors live in C memory that graft frees only in finalizers,
+// which run after a Go garbage collection; the Go collector does not see
+// that memory. With the per-frame Go buffers reused, a frame leaves ~13 kB
+// of Go garbage but ~0.5 MB of dead tensors, so collections came ~40 times
+// less often and RSS grew by ~300 MiB (docs/benchmarks.md, "Memory over
+// time"). So the package counts the bytes of the tensors it makes and asks
+// for a collection, in the background, every tensorGarbageBudget bytes.
+const tensorGarbageBudget = 8 << 20
+
+var (
+	tensorGarbage atomic.Int64
+	tensorGC      atomic.Bool // a collection asked for by this package is running
+	tensorGCs     atomic.Int64
+)
+
+func noteTensorGarbage(n int64) {
+	if tensorGarbage.Add(n) < tensorGarbageBudget || !tensorGC.CompareAndSwap(false, true) {
+		return
+	}
+	tensorGarbage.Store(0)
+	go func() {
+		runtime.GC()
+		tensorGCs.Add(1)
+		tensorGC.Store(false)
+	}()
+}
+
+func tensorBytes(t *tf.Tensor) int64 {
+	n := int64(4) // float32; the only dtype this package feeds or fetches
+	for _, d := range t.Shape() {
+		n *= d
+	}
+	return n
 }
 
 func newFloat32Tensor(b Float32Batch) (*tf.Tensor, error) {

@@ -6,9 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
@@ -386,4 +388,47 @@ func TestRunIntoBuffers(t *testing.T) {
 			t.Fatalf("no buffers: %v, %v", got, err)
 		}
 	}
+}
+
+// TestTensorGarbageCollected: every run counts the C bytes of the tensors it
+// made (freed only by graft's finalizers), and once they reach the budget a
+// Go collection runs, so dead tensors cannot pile up when the Go side makes
+// little garbage of its own (docs/benchmarks.md, "Memory over time").
+func TestTensorGarbageCollected(t *testing.T) {
+	m, ref := loadTiny(t, Options{IntraOpThreads: 1, InterOpThreads: 1})
+	in := ref.Images.batch()
+	for tensorGC.Load() { // a collection from another test still running
+		time.Sleep(time.Millisecond)
+	}
+	before := tensorGarbage.Load()
+	out, err := m.RunFloat32("serving_default", map[string]Float32Batch{"images": in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(4 * (len(in.Data) + len(out["embeddings"].Data) + len(out["logits"].Data)))
+	if got := tensorGarbage.Load() - before; got != want {
+		t.Fatalf("a run counted %d tensor bytes, want %d (input and both outputs)", got, want)
+	}
+	gcs, numGC := tensorGCs.Load(), gcCount()
+	for tensorGarbage.Load() != 0 && !tensorGC.Load() {
+		if _, err := m.RunFloat32("serving_default", map[string]Float32Batch{"images": in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tensorGCs.Load() == gcs {
+		if time.Now().After(deadline) {
+			t.Fatal("no collection after the tensor budget was reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if gcCount() == numGC {
+		t.Fatal("the collection did not run")
+	}
+}
+
+func gcCount() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
