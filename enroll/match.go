@@ -395,6 +395,40 @@ type Identification struct {
 	Ranked []PersonMatch
 }
 
+// cand is a person in the running top k: list index, dot product, and the
+// template it came through (-1 the mean).
+type cand struct {
+	i   int
+	d   float32
+	via int
+}
+
+// topK keeps the keep best candidates, best first, in a small sorted
+// array; floor is what a newcomer must beat once it is full.
+type topK struct {
+	c     []cand
+	keep  int
+	floor float32
+}
+
+// offer inserts a candidate known to beat floor. Ties keep the earlier
+// enrolled, as a stable sort would.
+func (t *topK) offer(i int, d float32, via int) {
+	j := len(t.c)
+	for j > 0 && t.c[j-1].d < d {
+		j--
+	}
+	t.c = append(t.c, cand{})
+	copy(t.c[j+1:], t.c[j:])
+	t.c[j] = cand{i, d, via}
+	if len(t.c) > t.keep {
+		t.c = t.c[:t.keep]
+	}
+	if len(t.c) == t.keep {
+		t.floor = t.c[t.keep-1].d
+	}
+}
+
 // Identify is 1:N matching: the probe against everyone; k bounds Ranked.
 func (m *Matcher) Identify(probe []float32, k int) (Identification, error) {
 	if err := m.checkEmbedding(probe); err != nil {
@@ -408,48 +442,44 @@ func (m *Matcher) Identify(probe []float32, k int) (Identification, error) {
 	if k <= 0 || k > len(m.list) {
 		k = len(m.list)
 	}
-	keep := max(k, min(2, len(m.list)))
-	type cand struct {
-		i   int // list index
-		d   float32
-		via int
-	}
-	top := make([]cand, 0, keep+1)
+	t := topK{keep: max(k, min(2, len(m.list))), floor: float32(math.Inf(-1))}
+	t.c = make([]cand, 0, t.keep+1)
 	// Rows are scored a block at a time into a buffer on the stack (Identify
 	// runs concurrently), then each person's best is taken from it; the loop
 	// reads only the packed rows and the row starts, never a Person.
 	var buf [blockRows]float32
 	dim := m.sc.Dim
 	total := len(m.vecs) / dim
-	start, end := 0, 0             // rows held in buf
-	floor := float32(math.Inf(-1)) // what a person must beat to enter top
-	for i := range m.list {
-		r0, r1 := int(m.starts[i]), int(m.starts[i+1])
-		if r1 > end {
-			start, end = r0, min(r0+blockRows, total)
-			vec.DotRows(probe, m.vecs[start*dim:end*dim], buf[:end-start])
+	if total == len(m.list) {
+		// One row per person (one template each): row i is person i, and
+		// most rows cost one compare with the k-th best.
+		for start := 0; start < total; start += blockRows {
+			dots := buf[:min(blockRows, total-start)]
+			vec.DotRows(probe, m.vecs[start*dim:(start+len(dots))*dim], dots)
+			for j, d := range dots {
+				if d > t.floor {
+					t.offer(start+j, d, 0)
+				}
+			}
 		}
-		d, via := buf[r0-start], 0
-		if r1-r0 > 1 {
-			d, via = best(buf[r0-start : r1-start])
-		}
-		if d <= floor {
-			continue // ties keep the earlier enrolled, as a stable sort would
-		}
-		j := len(top)
-		for j > 0 && top[j-1].d < d {
-			j--
-		}
-		top = append(top, cand{})
-		copy(top[j+1:], top[j:])
-		top[j] = cand{i, d, via}
-		if len(top) > keep {
-			top = top[:keep]
-		}
-		if len(top) == keep {
-			floor = top[keep-1].d
+	} else {
+		start, end := 0, 0 // rows held in buf
+		for i := range m.list {
+			r0, r1 := int(m.starts[i]), int(m.starts[i+1])
+			if r1 > end {
+				start, end = r0, min(r0+blockRows, total)
+				vec.DotRows(probe, m.vecs[start*dim:end*dim], buf[:end-start])
+			}
+			d, via := buf[r0-start], 0
+			if r1-r0 > 1 {
+				d, via = best(buf[r0-start : r1-start])
+			}
+			if d > t.floor {
+				t.offer(i, d, via)
+			}
 		}
 	}
+	top := t.c
 	all := make([]PersonMatch, len(top))
 	for i, c := range top {
 		all[i] = m.match(m.list[c.i], float64(c.d), c.via)

@@ -182,14 +182,21 @@ func TestDeleteErasesTemplates(t *testing.T) {
 // TestIdentifyRanksLikeAFullSort: the single-pass top-k gives the ranking a
 // full stable sort of every person would, for any k.
 func TestIdentifyRanksLikeAFullSort(t *testing.T) {
+	// Every third person with two templates, and (the fast path) one each.
+	for _, multi := range []bool{true, false} {
+		t.Run(fmt.Sprintf("multi=%v", multi), func(t *testing.T) { identifyRanksLikeAFullSort(t, multi) })
+	}
+}
+
+func identifyRanksLikeAFullSort(t *testing.T, multi bool) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	m := NewMatcher(Scorer{Metric: manifest.MetricEuclidean, Dim: 16})
 	var ids []string
-	for i := range 200 {
+	for i := range 600 { // more than two scan blocks
 		id := fmt.Sprintf("p%03d", i)
 		ids = append(ids, id)
 		ts := [][]float32{unit(rng, 16)}
-		if i%3 == 0 {
+		if multi && i%3 == 0 {
 			ts = append(ts, unit(rng, 16))
 		}
 		if err := m.Put(id, "", ts); err != nil {
@@ -197,7 +204,7 @@ func TestIdentifyRanksLikeAFullSort(t *testing.T) {
 		}
 	}
 	dup, _ := m.Get("p007")
-	if err := m.Put("p199", "", dup.Templates); err != nil { // a tie with p007
+	if err := m.Put("p599", "", dup.Templates); err != nil { // a tie with p007
 		t.Fatal(err)
 	}
 	for trial := range 20 {
