@@ -45,10 +45,8 @@ bench-embed: build models
 # The peer on exactly the images facegate measures (--limit = -pairs-limit),
 # one thread, as its own timing file; skipped with one line when the peer's
 # venv (make peer-venv, builds dlib from source) is not there.
-bench-e2e-peer:
+bench-e2e-peer: peer-venv
 	@mkdir -p $(BENCH_OUT)
-	@if [ ! -x $(CURDIR)/.venv-peer/bin/python ]; then \
-	  echo "SKIP bench-e2e-peer: no .venv-peer (make peer-venv)"; exit 0; fi; \
 	$(CURDIR)/.venv-peer/bin/python bench/peer_face_recognition.py --pairs $(BENCH_PAIRS) --root $(BENCH_ROOT) \
 	  --limit $(BENCH_E2E_PAIRS) --progress 0 --scores $(BENCH_OUT)/peer-e2e.scores.tsv \
 	  --timing $(BENCH_OUT)/peer-e2e.timing.json | tee $(BENCH_OUT)/peer-e2e.txt
