@@ -75,6 +75,16 @@ func TestClientTLS(t *testing.T) {
 	if err := connect("-ca-file", ca, "-cert-file", cert); err == nil || !strings.Contains(err.Error(), "go together") {
 		t.Errorf("certificate without key: %v", err)
 	}
+	// TLS files with a plain tcp:// broker: paho would dial in the clear.
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	if err := fs.Parse([]string{"-broker", "tcp://" + b.Addr(), "-device", "door1", "-ca-file", ca}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cf.connect("facegate-test"); err == nil || !strings.Contains(err.Error(), "is not TLS") {
+		t.Errorf("CA file with a tcp:// broker: %v", err)
+	}
 
 	// The daemon's variables are the defaults: watch runs with no TLS flag.
 	t.Setenv("FACEGATE_MQTT_CA_FILE", ca)

@@ -98,6 +98,16 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 	if (c.certFile == "") != (c.keyFile == "") {
 		return nil, fmt.Errorf("-cert-file and -key-file go together")
 	}
+	u, err := url.Parse(c.broker)
+	if err != nil {
+		return nil, fmt.Errorf("-broker: %w", err)
+	}
+	secure := mqtt.SecureScheme(u.Scheme)
+	// paho dials tcp:// and mqtt:// in the clear whatever TLS settings it
+	// is given: a CA or client certificate there would be a false comfort.
+	if !secure && (c.caFile != "" || c.certFile != "") {
+		return nil, fmt.Errorf("-ca-file/-cert-file (or FACEGATE_MQTT_CA_FILE/CERT_FILE) set, but broker %s is not TLS: use ssl://", c.broker)
+	}
 	mc := mqtt.Config{Brokers: []string{c.broker}, CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile, ServerName: c.serverName}
 	tlsCfg, err := mc.TLSConfig()
 	if err != nil {
@@ -105,7 +115,8 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 	}
 	if tlsCfg != nil {
 		o.SetTLSConfig(tlsCfg)
-	} else if c.passwordFile != "" && !loopbackBroker(c.broker) {
+	}
+	if !secure && c.passwordFile != "" && !loopbackBroker(u) {
 		slog.Warn("the broker password crosses the network in clear: use an ssl:// broker URL", "broker", c.broker)
 	}
 	if c.user != "" {
@@ -128,11 +139,7 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 }
 
 // loopbackBroker reports whether a broker URL names this machine.
-func loopbackBroker(broker string) bool {
-	u, err := url.Parse(broker)
-	if err != nil {
-		return false
-	}
+func loopbackBroker(u *url.URL) bool {
 	if u.Hostname() == "localhost" {
 		return true
 	}

@@ -65,6 +65,8 @@ func TestConfigValidate(t *testing.T) {
 		"two passwords":  {func(c *Config) { c.Password, c.PasswordFile = "a", "b" }, "PASSWORD_FILE"},
 		"tiny queue":     {func(c *Config) { c.QueueSize = -1 }, "QUEUE_SIZE"},
 		"keepalive 10ms": {func(c *Config) { c.KeepAlive = 10 * time.Millisecond }, "KEEPALIVE"},
+		"CA, tcp only":   {func(c *Config) { c.CAFile, c.Brokers = "ca.pem", []string{"tcp://broker:1883"} }, "no broker URL uses TLS"},
+		"CA, one TLS":    {func(c *Config) { c.CAFile, c.Brokers = "ca.pem", []string{"tcp://a:1883", "ssl://b:8883"} }, ""},
 	} {
 		c := ok()
 		tc.mut(&c)

@@ -167,6 +167,19 @@ func (c *Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("FACEGATE_MQTT_CERT_FILE and FACEGATE_MQTT_KEY_FILE must be set together"))
 	}
+	if c.CAFile != "" || c.CertFile != "" {
+		secure := false
+		for _, b := range c.Brokers {
+			if u, err := url.Parse(b); err == nil && SecureScheme(u.Scheme) {
+				secure = true
+			}
+		}
+		if !secure && len(c.Brokers) > 0 {
+			// paho dials tcp:// and ws:// in the clear whatever TLS
+			// settings it is given.
+			errs = append(errs, errors.New("FACEGATE_MQTT_CA_FILE/CERT_FILE are set but no broker URL uses TLS (ssl://, mqtts://, wss://)"))
+		}
+	}
 	if c.KeepAlive < time.Second {
 		errs = append(errs, errors.New("FACEGATE_MQTT_KEEPALIVE: at least 1s"))
 	}
@@ -193,7 +206,8 @@ func validScheme(s string) bool {
 	return false
 }
 
-func secureScheme(s string) bool {
+// SecureScheme reports whether paho dials a broker URL scheme over TLS.
+func SecureScheme(s string) bool {
 	switch s {
 	case "ssl", "tls", "mqtts", "tcps", "wss":
 		return true
@@ -220,7 +234,7 @@ func (c *Config) password() (string, error) {
 func (c *Config) TLSConfig() (*tls.Config, error) {
 	need := c.CAFile != "" || c.CertFile != ""
 	for _, b := range c.Brokers {
-		if u, err := url.Parse(b); err == nil && secureScheme(u.Scheme) {
+		if u, err := url.Parse(b); err == nil && SecureScheme(u.Scheme) {
 			need = true
 		}
 	}
@@ -258,7 +272,7 @@ func (c *Config) plaintextCredentialsTo() string {
 	}
 	for _, b := range c.Brokers {
 		u, err := url.Parse(b)
-		if err != nil || secureScheme(u.Scheme) {
+		if err != nil || SecureScheme(u.Scheme) {
 			continue
 		}
 		host := u.Hostname()

@@ -236,11 +236,13 @@ func clip(b detect.Box, w, h, n int) (rect, bool) {
 	return r, true
 }
 
-// maxSamples is the most sample points per cell side.
+// maxSamples sets the sampling step of a cell side: side/maxSamples pixels
+// (at least 1), so a side gets maxSamples to 2*maxSamples-1 samples, or
+// every pixel when it is shorter.
 const maxSamples = 8
 
 // thumbnail writes into out (n*n) the mean BT.601 luma of each cell of an
-// n×n grid over r, from at most maxSamples² evenly spaced pixels per cell.
+// n×n grid over r, from evenly spaced pixels of each cell (see maxSamples).
 // r is inside img and at least n pixels on each side.
 func thumbnail(img *imageio.RGB, r rect, n int, out []float32) {
 	w, h := r.x1-r.x0, r.y1-r.y0
