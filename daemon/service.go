@@ -463,7 +463,7 @@ func newEventID() string {
 // observe counts a processed frame (the stats' fps is frames analysed, not
 // frames the camera offered) and feeds the failure-to-acquire tracker.
 func (s *Service) observe(r FrameResult) {
-	s.acc.Frame(r.Analysed)
+	s.acc.Frame(r.Analysed, r.Tracked)
 	if s.fta.frame(r) {
 		s.acc.Observe(mqtt.Event{Time: r.Analysed, Decision: mqtt.DecisionUnknown, Reason: mqtt.ReasonFailureToAcquire,
 			LatencyMS: float64(r.Analysed.Sub(r.Captured).Microseconds()) / 1000})

@@ -158,6 +158,10 @@ type Stats struct {
 	Model             ModelRef        `json:"model"`
 	GallerySubjects   int             `json:"gallery_subjects"`
 	GalleryTemplates  int             `json:"gallery_templates"`
+	// Frames counts the frames analysed since start; TrackedFrames those
+	// of them that reused the last detection (FACEGATE_TRACK_*).
+	Frames        uint64 `json:"frames"`
+	TrackedFrames uint64 `json:"tracked_frames"`
 	// Outbox reports the durable event queue: pending events and events
 	// dropped because it was full.
 	OutboxPending uint64 `json:"outbox_pending"`

@@ -95,7 +95,7 @@ func fullStats() Stats {
 		e.LatencyMS = float64(10 + i)
 		e.Decision = []Decision{DecisionGranted, DecisionDenied, DecisionUnknown}[i%3]
 		a.Observe(e)
-		a.Frame(e.Time.Add(time.Duration(i) * 100 * time.Millisecond))
+		a.Frame(e.Time.Add(time.Duration(i)*100*time.Millisecond), i%2 == 1)
 	}
 	tr, fa := true, false
 	a.Feedback(Feedback{EventID: "ea", Correct: &tr})

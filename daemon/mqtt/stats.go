@@ -255,10 +255,15 @@ func (a *Accumulator) SetGallery(g GalleryEstimate) {
 	a.gallery = &g
 }
 
-// Frame records that a frame was processed at t (for fps).
-func (a *Accumulator) Frame(t time.Time) {
+// Frame records that a frame was processed at t (for fps), and whether it
+// reused the last detection instead of running the detector.
+func (a *Accumulator) Frame(t time.Time, tracked bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.s.Frames++
+	if tracked {
+		a.s.TrackedFrames++
+	}
 	if len(a.frames) < a.opts.FPSWindow {
 		a.frames = append(a.frames, t)
 		return

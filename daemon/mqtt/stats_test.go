@@ -96,7 +96,7 @@ func TestAccumulator(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := NewAccumulator(t0, AccumulatorOptions{LatencyWindow: 100, FPSWindow: 11, FeedbackMemory: 3})
 	for i := 0; i < 11; i++ {
-		a.Frame(t0.Add(time.Duration(i) * 200 * time.Millisecond)) // 5 fps
+		a.Frame(t0.Add(time.Duration(i)*200*time.Millisecond), i%4 == 3) // 5 fps
 	}
 	obs := func(id string, d Decision, reason string, lat float64) {
 		a.Observe(Event{ID: id, Decision: d, Reason: reason, Score: 0.5, LatencyMS: lat})
@@ -111,6 +111,9 @@ func TestAccumulator(t *testing.T) {
 	s := a.Snapshot(t0.Add(time.Minute))
 	if s.Attempts != 104 || s.Grants != 101 || s.Denials != 1 || s.Unknowns != 1 || s.FailuresToAcquire != 1 {
 		t.Fatalf("counts %+v", s)
+	}
+	if s.Frames != 11 || s.TrackedFrames != 2 {
+		t.Fatalf("frames %d, tracked %d; want 11 and 2", s.Frames, s.TrackedFrames)
 	}
 	if math.Abs(s.FPS-5) > 1e-9 {
 		t.Fatalf("fps %v, want 5", s.FPS)
