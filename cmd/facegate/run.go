@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -98,17 +97,16 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 	if (c.certFile == "") != (c.keyFile == "") {
 		return nil, fmt.Errorf("-cert-file and -key-file go together")
 	}
-	u, err := url.Parse(c.broker)
-	if err != nil {
+	if _, err := url.Parse(c.broker); err != nil {
 		return nil, fmt.Errorf("-broker: %w", err)
 	}
-	secure := mqtt.SecureScheme(u.Scheme)
-	// paho dials tcp:// and mqtt:// in the clear whatever TLS settings it
-	// is given: a CA or client certificate there would be a false comfort.
-	if !secure && (c.caFile != "" || c.certFile != "") {
+	// The daemon's own rules: TLS files need a TLS URL, and a password to a
+	// plain remote broker is warned about.
+	mc := mqtt.Config{Brokers: []string{c.broker}, CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile,
+		ServerName: c.serverName, PasswordFile: c.passwordFile}
+	if mc.TLSFilesUnused() {
 		return nil, fmt.Errorf("-ca-file/-cert-file (or FACEGATE_MQTT_CA_FILE/CERT_FILE) set, but broker %s is not TLS: use ssl://", c.broker)
 	}
-	mc := mqtt.Config{Brokers: []string{c.broker}, CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile, ServerName: c.serverName}
 	tlsCfg, err := mc.TLSConfig()
 	if err != nil {
 		return nil, err
@@ -116,7 +114,7 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 	if tlsCfg != nil {
 		o.SetTLSConfig(tlsCfg)
 	}
-	if !secure && c.passwordFile != "" && !loopbackBroker(u) {
+	if mc.PlaintextCredentialsTo() != "" {
 		slog.Warn("the broker password crosses the network in clear: use an ssl:// broker URL", "broker", c.broker)
 	}
 	if c.user != "" {
@@ -136,15 +134,6 @@ func (c *clientFlags) connect(id string) (paho.Client, error) {
 		return nil, fmt.Errorf("connect %s: no broker within %s (%v)", c.broker, c.timeout, t.Error())
 	}
 	return cl, nil
-}
-
-// loopbackBroker reports whether a broker URL names this machine.
-func loopbackBroker(u *url.URL) bool {
-	if u.Hostname() == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return ip != nil && ip.IsLoopback()
 }
 
 func randomID() string {

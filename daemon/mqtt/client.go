@@ -152,7 +152,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
-	if b := c.cfg.plaintextCredentialsTo(); b != "" {
+	if b := c.cfg.PlaintextCredentialsTo(); b != "" {
 		c.log.Warn("MQTT credentials are sent without TLS", "broker", b)
 	}
 	c.conn = c.factory(connOptions{

@@ -167,18 +167,8 @@ func (c *Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("FACEGATE_MQTT_CERT_FILE and FACEGATE_MQTT_KEY_FILE must be set together"))
 	}
-	if c.CAFile != "" || c.CertFile != "" {
-		secure := false
-		for _, b := range c.Brokers {
-			if u, err := url.Parse(b); err == nil && SecureScheme(u.Scheme) {
-				secure = true
-			}
-		}
-		if !secure && len(c.Brokers) > 0 {
-			// paho dials tcp:// and ws:// in the clear whatever TLS
-			// settings it is given.
-			errs = append(errs, errors.New("FACEGATE_MQTT_CA_FILE/CERT_FILE are set but no broker URL uses TLS (ssl://, mqtts://, wss://)"))
-		}
+	if c.TLSFilesUnused() {
+		errs = append(errs, errors.New("FACEGATE_MQTT_CA_FILE/CERT_FILE are set but no broker URL uses TLS (ssl://, mqtts://, wss://)"))
 	}
 	if c.KeepAlive < time.Second {
 		errs = append(errs, errors.New("FACEGATE_MQTT_KEEPALIVE: at least 1s"))
@@ -263,10 +253,25 @@ func (c *Config) TLSConfig() (*tls.Config, error) {
 	return t, nil
 }
 
-// plaintextCredentialsTo returns the first non-loopback broker reached
+// TLSFilesUnused reports a CA or client certificate set while no broker URL
+// uses TLS: paho dials tcp:// and ws:// in the clear whatever TLS settings
+// it is given, so the files would be a false comfort.
+func (c *Config) TLSFilesUnused() bool {
+	if c.CAFile == "" && c.CertFile == "" || len(c.Brokers) == 0 {
+		return false
+	}
+	for _, b := range c.Brokers {
+		if u, err := url.Parse(b); err == nil && SecureScheme(u.Scheme) {
+			return false
+		}
+	}
+	return true
+}
+
+// PlaintextCredentialsTo returns the first non-loopback broker reached
 // without TLS, for a warning when a password would cross the network in
 // clear.
-func (c *Config) plaintextCredentialsTo() string {
+func (c *Config) PlaintextCredentialsTo() string {
 	if c.Username == "" && c.Password == "" && c.PasswordFile == "" {
 		return ""
 	}
