@@ -241,13 +241,7 @@ func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 	}
 	a.faces, a.tracked = len(faces), tracked
 	// The door's subject is the largest face.
-	var primary *infer.Face
-	for i := range faces {
-		if primary == nil || faces[i].Box.Area() > primary.Box.Area() {
-			primary = &faces[i]
-		}
-	}
-	if primary != nil {
+	if primary := infer.Largest(faces); primary != nil {
 		// Assessed and, when it passes, embedded from one aligned chip.
 		q, err := e.Pipe.AssessEmbed(img, primary, e.Quality)
 		if err != nil {

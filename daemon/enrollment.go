@@ -52,12 +52,7 @@ func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits) ([
 	if len(faces) == 0 {
 		return nil, &EnrollError{Code: CodeNoFace, Index: index, Msg: "no face found"}
 	}
-	main := &faces[0]
-	for i := range faces {
-		if faces[i].Box.Area() > main.Box.Area() {
-			main = &faces[i]
-		}
-	}
+	main := infer.Largest(faces)
 	others := 0
 	for i := range faces {
 		if &faces[i] != main && faces[i].Box.Area() >= SecondFaceRatio*main.Box.Area() {

@@ -146,6 +146,18 @@ func Primary(faces []Face, w, h int) (*Face, error) {
 	return &faces[best], nil
 }
 
+// Largest is the face with the largest box (the first of equals), or nil
+// when there is none: the door's subject in the daemon.
+func Largest(faces []Face) *Face {
+	var best *Face
+	for i := range faces {
+		if best == nil || faces[i].Box.Area() > best.Box.Area() {
+			best = &faces[i]
+		}
+	}
+	return best
+}
+
 // EmbedPrimary detects, picks the primary face and embeds it.
 func (p *Pipeline) EmbedPrimary(img *imageio.RGB) (*Face, error) {
 	faces, err := p.Detect(img)

@@ -464,3 +464,18 @@ func TestPipelineConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestLargest(t *testing.T) {
+	face := func(w float64) Face {
+		var f Face
+		f.Box.X1, f.Box.Y1 = w, w
+		return f
+	}
+	if Largest(nil) != nil {
+		t.Fatal("Largest of no faces is not nil")
+	}
+	faces := []Face{face(10), face(30), face(20), face(30)}
+	if got := Largest(faces); got != &faces[1] {
+		t.Fatalf("Largest picked %+v, want the first 30-px face", got.Box)
+	}
+}

@@ -285,16 +285,6 @@ func openClip(path string, tk *trackFlags) (interface {
 	return file.OpenFFmpeg(path, file.FFmpegOptions{Options: opts, MaxWidth: tk.maxW, MaxHeight: tk.maxH})
 }
 
-func largest(faces []infer.Face) *infer.Face {
-	var best *infer.Face
-	for i := range faces {
-		if best == nil || faces[i].Box.Area() > best.Box.Area() {
-			best = &faces[i]
-		}
-	}
-	return best
-}
-
 func largestDet(dets []detect.Detection) int {
 	best := -1
 	for i := range dets {
@@ -411,7 +401,7 @@ func trackClip(ctx context.Context, p *infer.Pipeline, sc enroll.Scorer, thr man
 		}
 		var freshEmb []float32
 		var embW, embC float64
-		prim := largest(faces)
+		prim := infer.Largest(faces) // as the daemon picks it
 		if prim != nil {
 			c.FramesWithFace++
 			if freshEmb, embW, embC, err = embedFace(img, prim); err != nil {
