@@ -25,6 +25,7 @@ const (
 	TaskDetector Task = "detector" // image -> face boxes and keypoints
 	TaskEmbedder Task = "embedder" // aligned face -> embedding
 	TaskSiamese  Task = "siamese"  // embedder plus a verify head (distance + sigmoid)
+	TaskPAD      Task = "pad"      // face crop -> presentation-attack class logits
 	TaskTest     Task = "test"     // small models used by the test suite
 )
 
@@ -77,6 +78,8 @@ type Manifest struct {
 	Alignment *Alignment `json:"alignment,omitempty"`
 	// Detector describes a detector's anchors and output layout.
 	Detector *DetectorSpec `json:"detector,omitempty"`
+	// PAD describes a presentation-attack detection model's crop and classes.
+	PAD *PADSpec `json:"pad,omitempty"`
 
 	Weights       string     `json:"weights"` // WeightsPretrained or WeightsUntrained
 	WeightsSHA256 string     `json:"weights_sha256"`
@@ -118,7 +121,7 @@ type InputSpec struct {
 	Height      int        `json:"height"`
 	Width       int        `json:"width"`
 	Channels    int        `json:"channels"`
-	PixelFormat string     `json:"pixel_format"` // "RGB"
+	PixelFormat string     `json:"pixel_format"` // "RGB" ("BGR" for a pad model)
 	Range       [2]float64 `json:"range"`        // value range fed, e.g. [0,255]
 }
 
@@ -153,6 +156,45 @@ type DetectorSpec struct {
 	ScoreLogits  bool       `json:"score_logits"` // scores need a sigmoid
 	// BoxScale divides raw box offsets (the input size for BlazeFace).
 	BoxScale float64 `json:"box_scale"`
+}
+
+// PADSpec is how a presentation-attack detection model's input is cut from
+// a frame and how its output reads: the detector's face box (mapped by the
+// BoxMapping for that detector, if any) is enlarged CropScale times about
+// its centre, the scale capped so it fits the frame, shifted to stay inside
+// it, truncated to whole pixels and resized (Resize) to the input size.
+type PADSpec struct {
+	CropScale    float64 `json:"crop_scale"`
+	Classes      int     `json:"classes"`       // number of logits
+	RealClass    int     `json:"real_class"`    // index of the bona fide class; the others are attacks
+	LogitsOutput string  `json:"logits_output"` // output of the input signature with the logits
+	// Resize is "bilinear": OpenCV's INTER_LINEAR (half-pixel centres,
+	// fixed point, no area averaging), what the models were trained on.
+	Resize      string       `json:"resize"`
+	BoxMappings []BoxMapping `json:"box_mappings,omitempty"`
+}
+
+// BoxMapping maps a detector's face boxes onto the box geometry a PAD model
+// was trained with: the centre moves by (OffsetX, OffsetY) box widths and
+// heights, then the width and height are multiplied by ScaleX and ScaleY.
+type BoxMapping struct {
+	Detector  string  `json:"detector"` // detector model name, e.g. "blazeface-short"
+	OffsetX   float64 `json:"offset_x"`
+	OffsetY   float64 `json:"offset_y"`
+	ScaleX    float64 `json:"scale_x"`
+	ScaleY    float64 `json:"scale_y"`
+	Reference string  `json:"reference"` // how it was measured
+}
+
+// BoxMappingFor returns the PAD model's box mapping for the named detector,
+// or false when it has none.
+func (p *PADSpec) BoxMappingFor(detector string) (BoxMapping, bool) {
+	for _, b := range p.BoxMappings {
+		if b.Detector == detector {
+			return b, true
+		}
+	}
+	return BoxMapping{}, false
 }
 
 // AnchorSpec is MediaPipe's SSD anchor options.
@@ -245,9 +287,9 @@ func (m *Manifest) Check() error {
 		bad("version is empty")
 	}
 	switch m.Task {
-	case TaskDetector, TaskEmbedder, TaskSiamese, TaskTest:
+	case TaskDetector, TaskEmbedder, TaskSiamese, TaskPAD, TaskTest:
 	default:
-		bad("task %q is not detector, embedder, siamese or test", m.Task)
+		bad("task %q is not detector, embedder, siamese, pad or test", m.Task)
 	}
 	if len(m.Tags) == 0 {
 		bad("tags are empty (want e.g. [\"serve\"])")
@@ -276,8 +318,8 @@ func (m *Manifest) Check() error {
 		if m.Input.Height <= 0 || m.Input.Width <= 0 || m.Input.Channels != 3 {
 			bad("input size %dx%dx%d: want positive height and width and 3 channels", m.Input.Height, m.Input.Width, m.Input.Channels)
 		}
-		if m.Input.PixelFormat != "RGB" {
-			bad("input.pixel_format %q: only RGB is supported", m.Input.PixelFormat)
+		if m.Input.PixelFormat != "RGB" && (m.Task != TaskPAD || m.Input.PixelFormat != "BGR") {
+			bad("input.pixel_format %q: only RGB is supported (and BGR for a pad model)", m.Input.PixelFormat)
 		}
 	}
 	switch m.Task {
@@ -298,6 +340,8 @@ func (m *Manifest) Check() error {
 		if m.Detector == nil {
 			bad("a detector needs a detector section")
 		}
+	case TaskPAD:
+		m.checkPAD(bad)
 	}
 	if m.Alignment != nil && (m.Alignment.Size <= 0 || len(m.Alignment.Points) < 2 || len(m.Alignment.Points) != len(m.Alignment.PointKeys)) {
 		bad("alignment needs a size and at least two named points")
@@ -321,6 +365,43 @@ func (m *Manifest) Check() error {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func (m *Manifest) checkPAD(bad func(string, ...any)) {
+	p := m.PAD
+	if p == nil {
+		bad("a pad model needs a pad section")
+		return
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if !finite(p.CropScale) || p.CropScale < 1 {
+		bad("pad.crop_scale %g must be at least 1", p.CropScale)
+	}
+	if p.Classes < 2 {
+		bad("pad.classes %d: want at least 2", p.Classes)
+	}
+	if p.RealClass < 0 || p.RealClass >= p.Classes {
+		bad("pad.real_class %d is not a class index below %d", p.RealClass, p.Classes)
+	}
+	if sig, ok := m.Signatures[m.Input.Signature]; ok {
+		if _, ok := sig.Outputs[p.LogitsOutput]; !ok {
+			bad("pad.logits_output %q is not an output of signature %q", p.LogitsOutput, m.Input.Signature)
+		}
+	}
+	if p.Resize != "bilinear" {
+		bad("pad.resize %q: only bilinear is supported", p.Resize)
+	}
+	seen := map[string]bool{}
+	for _, b := range p.BoxMappings {
+		if b.Detector == "" || seen[b.Detector] {
+			bad("pad.box_mappings: detector %q is empty or listed twice", b.Detector)
+		}
+		seen[b.Detector] = true
+		if !finite(b.ScaleX) || !finite(b.ScaleY) || b.ScaleX <= 0 || b.ScaleY <= 0 ||
+			!finite(b.OffsetX) || !finite(b.OffsetY) || math.Abs(b.OffsetX) > 1 || math.Abs(b.OffsetY) > 1 {
+			bad("pad.box_mappings %q: scales must be positive and offsets within [-1,1]", b.Detector)
+		}
+	}
 }
 
 // ThresholdFor returns the calibrated threshold for the target false-match

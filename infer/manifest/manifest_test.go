@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,85 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func validPAD() *Manifest {
+	return &Manifest{
+		Schema: SchemaVersion, Name: "minifasnet-v2", Version: "1.0.0", Task: TaskPAD,
+		Tags: []string{"serve"},
+		Signatures: map[string]SignatureSpec{
+			"classify": {
+				Inputs: map[string]TensorSpec{"images": {DType: "float32", Shape: []int64{-1, 80, 80, 3}}},
+				Outputs: map[string]TensorSpec{
+					"logits":        {DType: "float32", Shape: []int64{-1, 3}},
+					"probabilities": {DType: "float32", Shape: []int64{-1, 3}},
+				},
+			},
+		},
+		Input: InputSpec{Signature: "classify", Tensor: "images", Height: 80, Width: 80, Channels: 3, PixelFormat: "BGR", Range: [2]float64{0, 255}},
+		PAD: &PADSpec{CropScale: 2.7, Classes: 3, RealClass: 1, LogitsOutput: "logits", Resize: "bilinear",
+			BoxMappings: []BoxMapping{{Detector: "blazeface-short", OffsetY: 0.1, ScaleX: 1.1, ScaleY: 1.2}}},
+		Weights: WeightsPretrained, WeightsSHA256: strings.Repeat("cd", 32), License: "Apache-2.0",
+	}
+}
+
+func TestCheckPAD(t *testing.T) {
+	if err := validPAD().Check(); err != nil {
+		t.Fatalf("valid pad manifest: %v", err)
+	}
+	rgb := validPAD()
+	rgb.Input.PixelFormat = "RGB"
+	if err := rgb.Check(); err != nil {
+		t.Fatalf("a pad model may take RGB: %v", err)
+	}
+	cases := []struct {
+		name string
+		edit func(m *Manifest)
+		want string
+	}{
+		{"no section", func(m *Manifest) { m.PAD = nil }, "needs a pad section"},
+		{"scale", func(m *Manifest) { m.PAD.CropScale = 0.5 }, "crop_scale 0.5"},
+		{"scale nan", func(m *Manifest) { m.PAD.CropScale = math.NaN() }, "crop_scale NaN"},
+		{"classes", func(m *Manifest) { m.PAD.Classes = 1; m.PAD.RealClass = 0 }, "pad.classes 1"},
+		{"real class", func(m *Manifest) { m.PAD.RealClass = 3 }, "real_class 3"},
+		{"negative real class", func(m *Manifest) { m.PAD.RealClass = -1 }, "real_class -1"},
+		{"logits", func(m *Manifest) { m.PAD.LogitsOutput = "scores" }, `logits_output "scores"`},
+		{"resize", func(m *Manifest) { m.PAD.Resize = "area" }, `resize "area"`},
+		{"mapping detector", func(m *Manifest) { m.PAD.BoxMappings[0].Detector = "" }, "box_mappings: detector"},
+		{"mapping twice", func(m *Manifest) {
+			m.PAD.BoxMappings = append(m.PAD.BoxMappings, m.PAD.BoxMappings[0])
+		}, "listed twice"},
+		{"mapping scale", func(m *Manifest) { m.PAD.BoxMappings[0].ScaleX = 0 }, "scales must be positive"},
+		{"mapping offset", func(m *Manifest) { m.PAD.BoxMappings[0].OffsetY = math.Inf(1) }, "offsets within"},
+		{"pixel format", func(m *Manifest) { m.Input.PixelFormat = "YUV" }, `"YUV"`},
+		{"bgr only for pad", func(m *Manifest) { m.Task = TaskDetector; m.Detector = &DetectorSpec{} }, `"BGR"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := validPAD()
+			c.edit(m)
+			err := m.Check()
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want ErrInvalid containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestPADRoundTripAndBoxMapping(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, validPAD()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := m.PAD.BoxMappingFor("blazeface-short")
+	if !ok || b.ScaleY != 1.2 || b.OffsetY != 0.1 {
+		t.Fatalf("BoxMappingFor(blazeface-short) = %+v, %v", b, ok)
+	}
+	if _, ok := m.PAD.BoxMappingFor("blazeface-full"); ok {
+		t.Fatal("a mapping for a detector the manifest does not list")
+	}
 }
