@@ -18,63 +18,63 @@ import (
 type Config struct {
 	// Brokers are broker URLs tried in order: tcp://host:1883,
 	// ssl://host:8883 (also tls:// and mqtts://), ws://host/mqtt, wss://.
-	Brokers []string `envconfig:"BROKERS"`
+	Brokers []string `envconfig:"BROKERS" desc:"broker URLs tried in order: tcp://host:1883, ssl://host:8883 (tls://, mqtts://), ws://host/mqtt, wss://"`
 	// DeviceID names this door; it is the second topic level and the
 	// base of the client id. [A-Za-z0-9_-], at most 64 bytes.
-	DeviceID string `envconfig:"DEVICE_ID"`
+	DeviceID string `envconfig:"DEVICE_ID" desc:"second topic level and base of the client id: always FACEGATE_DEVICE_ID (set that one)"`
 	// Prefix is the first topic level (default "facegate").
-	Prefix string `envconfig:"PREFIX" default:"facegate"`
+	Prefix string `envconfig:"PREFIX" default:"facegate" desc:"first topic level"`
 	// ClientID defaults to "facegate-<device_id>". It must be stable: the
 	// broker keeps the persistent session (subscriptions, queued QoS 1
 	// messages) under it.
-	ClientID string `envconfig:"CLIENT_ID"`
+	ClientID string `envconfig:"CLIENT_ID" desc:"MQTT client id; keep it stable, the broker keeps the session under it (default: facegate-<device id>)"`
 
-	Username string `envconfig:"USERNAME"`
+	Username string `envconfig:"USERNAME" desc:"broker user name"`
 	// PasswordFile holds the password (first line); preferred over
 	// Password, which is only for tests and the embedded broker demo.
-	PasswordFile string `envconfig:"PASSWORD_FILE"`
+	PasswordFile string `envconfig:"PASSWORD_FILE" desc:"file (or credential) whose first line is the broker password"`
 	Password     string `envconfig:"-"`
 
 	// CAFile verifies the broker's certificate (system pool when empty);
 	// CertFile and KeyFile are the client certificate for mutual TLS.
-	CAFile     string `envconfig:"CA_FILE"`
-	CertFile   string `envconfig:"CERT_FILE"`
-	KeyFile    string `envconfig:"KEY_FILE"`
-	ServerName string `envconfig:"SERVER_NAME"`
+	CAFile     string `envconfig:"CA_FILE" desc:"CA bundle that verifies the broker (empty: the system pool); needs a TLS broker URL"`
+	CertFile   string `envconfig:"CERT_FILE" desc:"client certificate for mutual TLS"`
+	KeyFile    string `envconfig:"KEY_FILE" desc:"private key of the client certificate"`
+	ServerName string `envconfig:"SERVER_NAME" desc:"TLS server name to verify (empty: the broker URL's host)"`
 
-	KeepAlive            time.Duration `envconfig:"KEEPALIVE" default:"30s"`
-	ConnectTimeout       time.Duration `envconfig:"CONNECT_TIMEOUT" default:"10s"`
-	MaxReconnectInterval time.Duration `envconfig:"MAX_RECONNECT_INTERVAL" default:"30s"`
+	KeepAlive            time.Duration `envconfig:"KEEPALIVE" default:"30s" desc:"MQTT keep-alive interval"`
+	ConnectTimeout       time.Duration `envconfig:"CONNECT_TIMEOUT" default:"10s" desc:"timeout of one connection attempt"`
+	MaxReconnectInterval time.Duration `envconfig:"MAX_RECONNECT_INTERVAL" default:"30s" desc:"longest wait between reconnection attempts"`
 	// PublishTimeout is how long a connected client waits for a PUBACK
 	// before it publishes an outbox event again (a possible duplicate).
-	PublishTimeout time.Duration `envconfig:"PUBLISH_TIMEOUT" default:"30s"`
-	StatsInterval  time.Duration `envconfig:"STATS_INTERVAL" default:"60s"`
+	PublishTimeout time.Duration `envconfig:"PUBLISH_TIMEOUT" default:"30s" desc:"wait for a PUBACK before an outbox event is published again (a possible duplicate)"`
+	StatsInterval  time.Duration `envconfig:"STATS_INTERVAL" default:"60s" desc:"how often the stats message is published"`
 
 	// QueueSize bounds each incoming request queue (enroll, claim+feedback).
-	QueueSize int `envconfig:"QUEUE_SIZE" default:"64"`
+	QueueSize int `envconfig:"QUEUE_SIZE" default:"64" desc:"bound of each incoming request queue (enroll, claim and feedback)"`
 	Limits    Limits
 
 	// OutboxDir holds the durable event outbox (required).
-	OutboxDir      string `envconfig:"OUTBOX_DIR"`
-	OutboxMaxBytes int64  `envconfig:"OUTBOX_MAX_BYTES" default:"67108864"`
+	OutboxDir      string `envconfig:"OUTBOX_DIR" desc:"durable event outbox folder (default: FACEGATE_STATE_DIR/outbox)"`
+	OutboxMaxBytes int64  `envconfig:"OUTBOX_MAX_BYTES" default:"67108864" desc:"outbox size cap in bytes; the oldest events go first"`
 
 	// HADiscovery publishes Home Assistant discovery configs on connect
 	// under HADiscoveryPrefix (default "homeassistant").
-	HADiscovery       bool   `envconfig:"HA_DISCOVERY" default:"true"`
-	HADiscoveryPrefix string `envconfig:"HA_DISCOVERY_PREFIX" default:"homeassistant"`
+	HADiscovery       bool   `envconfig:"HA_DISCOVERY" default:"true" desc:"publish Home Assistant discovery configs on connect"`
+	HADiscoveryPrefix string `envconfig:"HA_DISCOVERY_PREFIX" default:"homeassistant" desc:"Home Assistant discovery topic prefix"`
 	// Version is reported in the Home Assistant device info.
 	Version string `envconfig:"-"`
 
 	// EventImages includes the aligned face crop (base64 JPEG) in events.
 	// Off by default: events are an access log, not a camera feed.
-	EventImages bool `envconfig:"EVENT_IMAGES"`
+	EventImages bool `envconfig:"EVENT_IMAGES" desc:"include the aligned face crop (base64 JPEG) in events (privacy: off by default)"`
 
 	// AuthenticateAll also requires signed claims and feedback (enroll
 	// requests are always authenticated).
-	AuthenticateAll bool `envconfig:"AUTHENTICATE_ALL"`
+	AuthenticateAll bool `envconfig:"AUTHENTICATE_ALL" desc:"also require signed claims and feedback (enroll requests are always signed)"`
 	// InsecureNoAuth accepts unsigned enroll requests when no
 	// authenticator is configured. Demo and tests only.
-	InsecureNoAuth bool `envconfig:"INSECURE_NO_AUTH"`
+	InsecureNoAuth bool `envconfig:"INSECURE_NO_AUTH" desc:"accept unsigned enroll requests when no key ring is set: demos and tests only"`
 }
 
 func (c *Config) setDefaults() {

@@ -23,14 +23,14 @@ import (
 type Limits struct {
 	// MaxPayload is the largest message accepted on any request topic,
 	// checked before parsing.
-	MaxPayload int
+	MaxPayload int `desc:"largest message accepted on a request topic, in bytes, checked before parsing"`
 	// MaxImageBytes is the largest decoded image file.
-	MaxImageBytes int
+	MaxImageBytes int `desc:"largest image file in a request, in bytes"`
 	// MaxImages is the most images per request (at most 5).
-	MaxImages int
+	MaxImages int `desc:"most images in one request (at most 5)"`
 	// MaxPixels bounds width*height read from the image header, against
 	// decompression bombs.
-	MaxPixels int
+	MaxPixels int `desc:"largest width x height read from an image header (against decompression bombs)"`
 }
 
 // DefaultLimits are the limits used when Limits fields are zero.
