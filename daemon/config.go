@@ -16,6 +16,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/infer/track"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// StateDir holds the gallery database and the event outbox.
 	StateDir string `envconfig:"STATE_DIR" default:"/var/lib/facegate" desc:"state directory (systemd StateDirectory=)"`
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	// MetricsAddr serves Prometheus /metrics, /healthz and /readyz
+	// (daemon/metrics); empty turns them off. They are not authenticated.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"host:port for Prometheus /metrics, /healthz and /readyz (empty = off; unauthenticated: keep it on loopback or firewalled)"`
 
 	// The sections are embedded so envconfig keeps the FACEGATE_ prefix
 	// without the section's name.
@@ -247,6 +251,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.MQTT.Validate(); err != nil {
 		bad("MQTT", "%s", redactText(err.Error()))
+	}
+	if c.MetricsAddr != "" {
+		if err := metrics.ValidateAddr(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", "%v (empty turns metrics off)", err)
+		}
 	}
 	if c.KeysConfig.EnrollKeys == "" || c.KeysConfig.GalleryKey == "" {
 		bad("GALLERY_KEY", "key locations must be set")

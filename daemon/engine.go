@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/capture"
+	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/enroll"
 	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/detect"
@@ -59,6 +60,29 @@ type EngineConfig struct {
 	// Track lets frames reuse the last detection while the faces hold
 	// still; the zero value detects on every frame.
 	Track track.Config
+	// Stages receives each stage's time per frame and the frames the
+	// engine's queues drop (daemon/metrics); nil ignores them.
+	Stages StageObserver
+}
+
+// StageObserver records per-stage times (metrics.Stages) and queue drops
+// (metrics.QueueAnalyse, metrics.QueueDecide). It is called from the
+// stages' goroutines and must not block.
+type StageObserver interface {
+	ObserveStage(stage string, d time.Duration)
+	FramesDropped(queue string, n uint64)
+}
+
+func (e *Engine) stageDone(stage string, since time.Time) {
+	if e.Stages != nil {
+		e.Stages.ObserveStage(stage, time.Since(since))
+	}
+}
+
+func (e *Engine) dropped(queue string, replaced bool) {
+	if replaced && e.Stages != nil {
+		e.Stages.FramesDropped(queue, 1)
+	}
 }
 
 // Engine runs the vision half of the gate: frames → detect → quality gate →
@@ -166,7 +190,7 @@ func (e *Engine) grab(ctx context.Context, src FrameSource, out *slot[capture.Fr
 		if e.Progress != nil {
 			e.Progress.Frame()
 		}
-		out.put(f)
+		e.dropped(metrics.QueueAnalyse, out.put(f))
 	}
 }
 
@@ -184,7 +208,7 @@ func (e *Engine) analyse(ctx context.Context, in *slot[capture.Frame], out *slot
 		if e.Progress != nil {
 			e.Progress.Inference()
 		}
-		out.put(a)
+		e.dropped(metrics.QueueDecide, out.put(a))
 	}
 }
 
@@ -209,10 +233,12 @@ func (e *Engine) detect(img *imageio.RGB, at time.Time) (faces []infer.Face, tra
 		}
 		return faces, true, nil
 	}
+	start := time.Now()
 	if faces, err = e.Pipe.Detect(img); err != nil {
 		e.tracker.Reset()
 		return nil, false, err
 	}
+	e.stageDone(metrics.StageDetect, start)
 	if e.Track.Enabled() {
 		dets := make([]detect.Detection, len(faces))
 		for i := range faces {
@@ -230,6 +256,9 @@ func (e *Engine) collecting() bool {
 }
 
 func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
+	if !f.Time.IsZero() {
+		e.stageDone(metrics.StageCapture, f.Time)
+	}
 	img, err := toImage(f)
 	if err != nil {
 		return analysed{}, fmt.Errorf("decode frame: %w", err)
@@ -243,10 +272,12 @@ func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 	// The door's subject is the largest face.
 	if primary := infer.Largest(faces); primary != nil {
 		// Assessed and, when it passes, embedded from one aligned chip.
+		start := time.Now()
 		q, err := e.Pipe.AssessEmbed(img, primary, e.Quality)
 		if err != nil {
 			return analysed{}, err
 		}
+		e.stageDone(metrics.StageEmbed, start)
 		a.quality = q
 		if q.OK {
 			a.face = primary
@@ -283,7 +314,9 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 				continue
 			}
 		}
+		start := time.Now()
 		obs := e.match(a)
+		e.stageDone(metrics.StageMatch, start)
 		if e.Observe != nil {
 			r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
 				Acquired: a.face != nil, Score: math.NaN(), Accepted: obs.Accepted, Tracked: a.tracked}
@@ -295,6 +328,7 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 			}
 			e.Observe(r)
 		}
+		start = time.Now()
 		for _, d := range e.Decider.Observe(obs) {
 			var fi *FaceInfo
 			if ref, ok := d.Best.Ref.(*FaceInfo); ok {
@@ -302,6 +336,7 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 			}
 			e.Emit(d, fi)
 		}
+		e.stageDone(metrics.StageDecide, start)
 	}
 }
 
@@ -422,10 +457,12 @@ type slot[T any] struct {
 
 func newSlot[T any]() *slot[T] { return &slot[T]{ready: make(chan struct{}, 1)} }
 
-func (s *slot[T]) put(v T) {
+// put stores v and reports whether it replaced an unread item.
+func (s *slot[T]) put(v T) (replaced bool) {
 	s.mu.Lock()
 	if s.has {
 		s.dropped++
+		replaced = true
 	}
 	s.v, s.has = v, true
 	s.mu.Unlock()
@@ -433,6 +470,7 @@ func (s *slot[T]) put(v T) {
 	case s.ready <- struct{}{}:
 	default:
 	}
+	return replaced
 }
 
 func (s *slot[T]) tryTake() (T, bool) {

@@ -22,6 +22,7 @@ import (
 	"github.com/facegate/facegate/capture"
 	"github.com/facegate/facegate/capture/sources"
 	"github.com/facegate/facegate/daemon/auth"
+	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/daemon/sdnotify"
 	"github.com/facegate/facegate/enroll"
@@ -64,6 +65,8 @@ type Service struct {
 	latest   *capture.Latest
 	capMet   *capture.Metrics
 	fta      ftaTracker
+	met      *metrics.Metrics // Prometheus side: observability.go
+	metSrv   *metrics.Server
 
 	firstFrame chan struct{}
 	firstOnce  sync.Once
@@ -170,6 +173,9 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 		}
 	}
 
+	// Metrics: /readyz says what the gate waits for while it loads.
+	s.startMetrics()
+
 	// Models.
 	start := time.Now()
 	if s.det, s.emb, s.thresh, err = LoadModels(cfg.ModelsConfig, cfg.TargetFMR); err != nil {
@@ -179,6 +185,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	log.Info("models loaded", "detector", s.det.Manifest().Name, "embedder", man.Name, "version", man.Version,
 		"weights", man.Weights, "threshold", s.thresh.Value, "score", s.thresh.Score, "fmr", s.thresh.FMR,
 		"calibrated_on", s.thresh.Dataset, "took", time.Since(start).Round(time.Millisecond))
+	s.modelsLoaded(time.Since(start))
 	det, err := infer.NewDetector(s.det, infer.DetectorConfig{})
 	if err != nil {
 		return nil, err
@@ -258,7 +265,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 		return nil, err
 	}
 	s.client, err = mqtt.New(mcfg, mqtt.Handlers{
-		Enroll:       s.handleEnroll,
+		Enroll:       s.countedEnroll,
 		Claim:        s.handleClaim,
 		Feedback:     func(_ context.Context, f *mqtt.Feedback) { s.acc.Feedback(*f) },
 		Authenticate: mqtt.VerifyWith(verifier, cfg.DeviceID),
@@ -267,11 +274,13 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	if err != nil {
 		return nil, err
 	}
+	s.wireMetrics()
 	return s, nil
 }
 
 // Close releases everything NewService opened.
 func (s *Service) Close() {
+	s.stopMetrics()
 	if s.latest != nil {
 		s.latest.Close()
 	} else if s.src != nil {
@@ -364,6 +373,7 @@ func (s *Service) readyAndWatch(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	s.met.CameraDelivered()
 	// MQTT is connected or retrying in the background by now.
 	if _, err := s.notifier.Ready(); err != nil {
 		s.log.Warn("sd_notify READY failed", "err", err)
@@ -417,6 +427,7 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 			ev.Image = s.faceJPEG(fi)
 		}
 	}
+	s.countDecision(ev)
 	pub, err := s.client.PublishEvent(ev)
 	if err != nil {
 		s.log.Error("event not queued", "event", ev.ID, "decision", ev.Decision, "err", err)
@@ -463,6 +474,7 @@ func newEventID() string {
 // observe counts a processed frame (the stats' fps is frames analysed, not
 // frames the camera offered) and feeds the failure-to-acquire tracker.
 func (s *Service) observe(r FrameResult) {
+	s.met.FrameAnalysed(r.Analysed, r.Faces, r.Acquired, r.Tracked)
 	s.acc.Frame(r.Analysed, r.Tracked)
 	if s.fta.frame(r) {
 		s.acc.Observe(mqtt.Event{Time: r.Analysed, Decision: mqtt.DecisionUnknown, Reason: mqtt.ReasonFailureToAcquire,
