@@ -119,7 +119,7 @@ func New(o Options) *Metrics {
 	m.framesTracked = f.counter("frames_tracked_total", "Analysed frames that reused the last detection instead of running the detector (FACEGATE_TRACK_*).")
 	m.framesAcquired = f.counter("frames_acquired_total", "Analysed frames whose primary face passed the quality gate and was embedded.")
 	m.facesDetected = f.counter("faces_detected_total", "Faces found in analysed frames (tracked frames count their reused detections).")
-	m.decisions = f.counterVec("decisions_total", "Decisions the gate published, by outcome and mode (1:N identify, 1:1 claim).", "outcome", "mode")
+	m.decisions = f.counterVec("decisions_total", "Decisions the gate made (each one an event), by outcome and mode (1:N identify, 1:1 claim).", "outcome", "mode")
 	for _, o := range Outcomes {
 		for _, md := range Modes {
 			m.decisions.WithLabelValues(o, md)
