@@ -497,13 +497,10 @@ def reference(sface: pathlib.Path, yunet: pathlib.Path, faces: pathlib.Path, out
 
 
 def facegate_detect(binary: str, paths: list[str], models_dir: str | None, detector: str) -> dict[str, dict]:
-    env = dict(os.environ)
-    if models_dir:
-        env["FACEGATE_MODELS_DIR"] = models_dir
+    flags = ["-detector", detector] + (["-models", models_dir] if models_dir else [])
     out = {}
     for i in range(0, len(paths), 200):
-        res = subprocess.run([binary, "detect", "-detector", detector, *paths[i:i + 200]],
-                             capture_output=True, text=True, env=env)
+        res = subprocess.run([binary, "detect", *flags, *paths[i:i + 200]], capture_output=True, text=True)
         if res.returncode not in (0, 1):
             raise RuntimeError(f"facegate detect: {res.stderr[-2000:]}")
         for line in res.stdout.splitlines():
@@ -543,10 +540,12 @@ def template(yunet: pathlib.Path, faces: pathlib.Path, pairs: pathlib.Path, bina
         mapped.append(chip)
         used += 1
     a = np.stack(mapped)
-    # Faces where the two detectors disagree grossly (wrong face) are left out.
+    # Faces where the two detectors disagree grossly (another face, a
+    # keypoint far off) are left out: an eye or the mouth over 15 chip
+    # pixels from its median.
     med = np.median(a, axis=0)
-    dev = np.max(np.linalg.norm(a[:, :4] - med[:4], axis=2), axis=1)
-    keep = dev < 12
+    dev = np.max(np.linalg.norm(a[:, [0, 1, 3]] - med[[0, 1, 3]], axis=2), axis=1)
+    keep = dev < 15
     a = a[keep]
     res = {"images": len(imgs), "faces": used, "kept": int(keep.sum()), "detector": detector,
            "points": {nm: {"mean": np.round(a[:, i].mean(0), 2).tolist(), "std": np.round(a[:, i].std(0), 2).tolist()}
