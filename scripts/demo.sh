@@ -2,7 +2,8 @@
 # The demo (make run): the daemon on a bundled clip with the embedded broker.
 #
 # It builds a short MJPEG clip from the two public-domain/CC0 photos in
-# testdata/ (a coffee cup, then astronaut Eileen Collins with a slow zoom),
+# testdata/ (a coffee cup, then astronaut Eileen Collins with a slow zoom)
+# with scripts/democlip, in Go (no ffmpeg),
 # starts `facegate run` on it with the embedded MQTT broker, enrols the
 # astronaut over MQTT from a mirrored copy of her photo (a signed request),
 # and prints the events as they arrive: nothing while the cup is in view,
@@ -14,7 +15,6 @@ bin=$PWD/bin/facegate
 demo=$PWD/build/demo
 secs=${DEMO_SECONDS:-30}
 port=${DEMO_PORT:-18830}
-command -v ffmpeg >/dev/null || { echo "demo: ffmpeg is needed to make the clip (apt-get install ffmpeg)" >&2; exit 1; }
 # A fresh gallery every run: unknown before enrollment, granted after.
 rm -rf "$demo/state"
 mkdir -p "$demo/state"
@@ -22,13 +22,16 @@ chmod 700 "$demo"
 # Keys: HMAC keys for enrollment requests and the gallery's AES key.
 [ -f "$demo/enroll-keys" ] || { umask 077; printf 'demo:%s\n' "$(head -c 32 /dev/urandom | base64)" > "$demo/enroll-keys"; }
 [ -f "$demo/gallery-key" ] || { umask 077; printf 'demo:%s\n' "$(head -c 32 /dev/urandom | base64)" > "$demo/gallery-key"; }
-if [ ! -s "$demo/clip.mjpeg" ]; then
-  ffmpeg -loglevel error -y \
-    -framerate 10 -loop 1 -t 4 -i testdata/coffee.jpg \
-    -framerate 10 -loop 1 -t 8 -i testdata/astronaut.jpg \
-    -filter_complex "[0]scale=640:480,setsar=1[a];[1]scale=640:640,crop=640:480:0:40,zoompan=z='min(zoom+0.004,1.4)':x='iw/2-(iw/zoom/2)':y='ih/3-(ih/zoom/3)':d=1:s=640x480:fps=10,setsar=1[b];[a][b]concat=n=2:v=1" \
-    -r 10 -q:v 4 -f mjpeg "$demo/clip.mjpeg"
-  ffmpeg -loglevel error -y -i testdata/astronaut.jpg -vf hflip "$demo/enroll.jpg"
+# The clip and the mirrored enrollment photo, remade when their sources change.
+clip_src=(scripts/democlip/main.go testdata/coffee.jpg testdata/astronaut.jpg)
+stale=0
+for f in "$demo/clip.mjpeg" "$demo/enroll.jpg"; do
+  if [ ! -s "$f" ]; then stale=1; fi
+  for s in "${clip_src[@]}"; do if [ "$s" -nt "$f" ]; then stale=1; fi; done
+done
+if [ $stale = 1 ]; then
+  "${GO:-go}" run ./scripts/democlip -cup testdata/coffee.jpg -face testdata/astronaut.jpg \
+    -clip "$demo/clip.mjpeg" -enroll "$demo/enroll.jpg"
 fi
 export FACEGATE_DEVICE_ID=demo-door FACEGATE_STATE_DIR="$demo/state" FACEGATE_MODELS_DIR="$PWD/build/models"
 export FACEGATE_CAMERA="$demo/clip.mjpeg" FACEGATE_CAMERA_FPS=10 FACEGATE_CAMERA_LOOP=true
