@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,10 +55,11 @@ func cmdDetect(_ context.Context, args []string, stdout io.Writer) error {
 		Faces  []face `json:"faces"`
 		Error  string `json:"error,omitempty"`
 	}
+	enc := json.NewEncoder(stdout)
 	var failed int
 	for _, path := range fs.Args() {
 		out := line{Image: filepath.Clean(path), Faces: []face{}}
-		img, _, err := decodeFile(path)
+		img, err := decodeFile(path)
 		if err == nil {
 			out.Width, out.Height = img.W, img.H
 			var faces []infer.Face
@@ -75,7 +77,7 @@ func cmdDetect(_ context.Context, args []string, stdout io.Writer) error {
 			failed++
 			out.Error = err.Error()
 		}
-		if err := writeJSONLine(stdout, out); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	}

@@ -59,32 +59,81 @@ func repoRoot(t *testing.T) string {
 }
 
 // forbidden maps a package prefix to imports it must never reach, directly
-// or through its dependencies.
+// or through its dependencies. A package follows the longest prefix that
+// matches it, so a subpackage with its own entry (eval/pipeline, the bench
+// subpackages) has its own rules instead of its parent's.
 var forbidden = map[string][]string{
-	module + "/capture":         {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon"},
-	module + "/enroll":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture"},
+	module + "/capture":         {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon", module + "/eval", module + "/bench"},
+	module + "/enroll":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture", module + "/eval", module + "/bench"},
 	module + "/daemon/sdnotify": {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
 	module + "/daemon/auth":     {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
 	module + "/daemon/mqtt":     {"github.com/wamuir/graft", module + "/infer", module + "/capture"},
+	// Offline evaluation: the statistics are pure Go; eval/pipeline is the
+	// one part that runs infer's face pipeline.
+	module + "/eval":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture", module + "/bench"},
+	module + "/eval/pipeline": {module + "/daemon", module + "/capture", module + "/bench", module + "/enroll"},
+	// Benchmarks: the shared helpers and -matching are pure Go; the others
+	// are handed an open pipeline or load models, never the daemon.
+	module + "/bench":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture"},
+	module + "/bench/matching": {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture"},
+	module + "/bench/embed":    {module + "/daemon", module + "/capture"},
+	module + "/bench/e2e":      {module + "/daemon", module + "/capture"},
+	module + "/bench/memory":   {module + "/daemon", module + "/capture"},
+	module + "/bench/tracking": {module + "/daemon"},
 }
 
 // allowed lists pure-Go subpackages of forbidden trees.
 var allowed = map[string]bool{module + "/infer/manifest": true}
 
+// rulesFor is the ban list of the longest forbidden prefix matching path.
+func rulesFor(path string) (prefix string, bans []string) {
+	for p, b := range forbidden {
+		if (path == p || strings.HasPrefix(path, p+"/")) && len(p) > len(prefix) {
+			prefix, bans = p, b
+		}
+	}
+	return prefix, bans
+}
+
 func TestDependencies(t *testing.T) {
 	for _, p := range list(t) {
-		for prefix, bans := range forbidden {
-			if p.ImportPath != prefix && !strings.HasPrefix(p.ImportPath, prefix+"/") {
+		prefix, bans := rulesFor(p.ImportPath)
+		for _, d := range p.Deps {
+			if allowed[d] {
+				continue
+			}
+			for _, ban := range bans {
+				if d == ban || strings.HasPrefix(d, ban+"/") {
+					t.Errorf("%s depends on %s (forbidden: %s must not reach %s)", p.ImportPath, d, prefix, ban)
+				}
+			}
+		}
+	}
+}
+
+// consumers maps a tree to the only trees that may depend on it, directly
+// or not: measurement (eval, bench) is a leaf the binary wires, never a
+// part of the gate.
+var consumers = map[string][]string{
+	module + "/eval":          {module + "/eval", module + "/bench", module + "/cmd"},
+	module + "/eval/pipeline": {module + "/eval/pipeline", module + "/cmd"},
+	module + "/bench":         {module + "/bench", module + "/cmd"},
+}
+
+func TestConsumers(t *testing.T) {
+	under := func(path, prefix string) bool { return path == prefix || strings.HasPrefix(path, prefix+"/") }
+	for _, p := range list(t) {
+		for tree, who := range consumers {
+			ok := false
+			for _, w := range who {
+				ok = ok || under(p.ImportPath, w)
+			}
+			if ok {
 				continue
 			}
 			for _, d := range p.Deps {
-				if allowed[d] {
-					continue
-				}
-				for _, ban := range bans {
-					if d == ban || strings.HasPrefix(d, ban+"/") {
-						t.Errorf("%s depends on %s (forbidden: %s must not reach %s)", p.ImportPath, d, prefix, ban)
-					}
+				if under(d, tree) {
+					t.Errorf("%s depends on %s: only %v may depend on %s", p.ImportPath, d, who, tree)
 				}
 			}
 		}
@@ -142,12 +191,14 @@ func TestCgoOnlyInInfer(t *testing.T) {
 			t.Errorf("%s has cgo files %v; cgo belongs in infer/", p.ImportPath, p.CgoFiles)
 		}
 	}
-	for _, prefix := range []string{"capture", "enroll", "infer/manifest", "infer/detect", "infer/imageio", "infer/align", "infer/quality", "infer/track", "internal/vec", "daemon/sdnotify", "daemon/auth", "daemon/mqtt"} {
+	// A trailing "/..." builds a whole tree, else the one package.
+	for _, pattern := range []string{"capture/...", "enroll/...", "infer/manifest/...", "infer/detect/...", "infer/imageio/...", "infer/align/...", "infer/quality/...", "infer/track/...", "internal/vec/...", "daemon/sdnotify/...", "daemon/auth/...", "daemon/mqtt/...", "eval", "bench", "bench/matching/..."} {
+		prefix := strings.TrimSuffix(pattern, "/...")
 		dir := filepath.Join(repoRoot(t), prefix)
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
-		cmd := exec.Command("go", "build", "./"+prefix+"/...")
+		cmd := exec.Command("go", "build", "./"+pattern)
 		cmd.Dir = repoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -123,7 +123,14 @@ func TestTinyFixture(t *testing.T) {
 	}
 	golden(t, "report.txt", table.Bytes())
 	golden(t, "report.json", js.Bytes())
-	golden(t, "roc.svg", svg.Bytes())
+	// The plot's bytes belong to gonum/plot: check what it shows.
+	doc := parseSVG(t, svg.Bytes())
+	if all := strings.Join(doc.texts, "|"); !strings.Contains(all, "facegate eval: testdata/tiny") || !strings.Contains(all, "tiny (AUC 0.7500, EER 33.33%)") {
+		t.Errorf("plot texts: %s", all)
+	}
+	if ps := doc.paths["#1f77b4"]; len(ps) != 3 || vertices(ps[0]) < 2 {
+		t.Errorf("plot paths of the curve: %v", ps)
+	}
 
 	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
