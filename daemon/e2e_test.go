@@ -88,7 +88,16 @@ func startGate(t *testing.T, broker, stateDir string, photos []string, mutate fu
 	if _, err := os.Stat(gkey); err != nil {
 		os.WriteFile(gkey, []byte("g1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600)
 	}
+	// A gate restarted on the same state keeps its device id (so that
+	// signed requests captured before the restart still address it).
+	idFile := filepath.Join(stateDir, "..", "device-id")
 	device := "e2e-" + randomHex(4)
+	if b, err := os.ReadFile(idFile); err == nil {
+		device = string(b)
+	} else {
+		os.MkdirAll(filepath.Dir(idFile), 0o700)
+		os.WriteFile(idFile, []byte(device), 0o600)
+	}
 	env := map[string]string{
 		"FACEGATE_DEVICE_ID": device, "FACEGATE_STATE_DIR": stateDir, "FACEGATE_MODELS_DIR": models,
 		"FACEGATE_CAMERA": clip, "FACEGATE_CAMERA_FPS": "8", "FACEGATE_CAMERA_LOOP": "true",
@@ -159,7 +168,7 @@ func startGate(t *testing.T, broker, stateDir string, photos []string, mutate fu
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	go func() { g.done <- svc.Run(ctx); svc.Close() }()
+	go func() { err := svc.Run(ctx); svc.Close(); g.done <- err }()
 	t.Cleanup(g.stop)
 	// The daemon subscribes to its request topics before it says online.
 	select {

@@ -63,10 +63,34 @@ func templatesOf(p store.Person, model store.Model) [][]float32 {
 // Model is the embedding model the gallery's templates belong to.
 func (g *Gallery) Model() store.Model { return g.model }
 
-// Enroll adds or replaces a person with templates.
+// Enroll adds a new person with templates; an id already enrolled is
+// refused with enroll.ErrExists (Replace is the explicit way to overwrite).
 func (g *Gallery) Enroll(id, name string, src store.Source, embs [][]float32) error {
+	return g.put(id, name, src, embs, false)
+}
+
+// Replace overwrites an enrolled person's name and templates in one
+// transaction; an id not enrolled is refused with enroll.ErrNotFound.
+func (g *Gallery) Replace(id, name string, src store.Source, embs [][]float32) error {
+	return g.put(id, name, src, embs, true)
+}
+
+func (g *Gallery) put(id, name string, src store.Source, embs [][]float32, replace bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// The store, not the matcher, decides: it also holds people whose
+	// templates belong to another model.
+	_, err := g.st.Get(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	exists := err == nil
+	switch {
+	case exists && !replace:
+		return fmt.Errorf("%w: %s", enroll.ErrExists, id)
+	case !exists && replace:
+		return fmt.Errorf("%w: %s", enroll.ErrNotFound, id)
+	}
 	p := store.Person{ID: id, DisplayName: name, Source: src}
 	for _, e := range embs {
 		p.Templates = append(p.Templates, store.Template{Model: g.model, Embedding: e})

@@ -58,6 +58,7 @@ type Service struct {
 	thresh   manifest.Threshold
 	acc      *mqtt.Accumulator
 	client   *mqtt.Client
+	verifier *auth.Verifier
 	broker   *mqtt.Embedded
 	notifier *sdnotify.Notifier
 	progress *sdnotify.Progress
@@ -140,36 +141,50 @@ func LoadModels(cfg ModelsConfig, targetFMR float64) (det, emb *infer.Model, th 
 }
 
 // NewService opens everything the gate needs, in order, and fails before
-// anything runs if a part is missing. Close releases what it opened.
-func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err error) {
-	s = &Service{cfg: cfg, log: log, version: version, notifier: sdnotify.FromEnv(), firstFrame: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
+// anything runs if a part is missing: Preflight first (every configuration
+// and file problem at once, a *StartupError), then what only opening can
+// show. On error, what was opened is closed again. Close releases what it
+// opened.
+func NewService(cfg *Config, version string, log *slog.Logger) (*Service, error) {
+	if err := Preflight(cfg); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: log, version: version, notifier: sdnotify.FromEnv(), firstFrame: make(chan struct{})}
+	if err := s.open(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NonceJournalPath is the file of accepted request nonces in the state
+// directory (replay protection across restarts).
+func NonceJournalPath(stateDir string) string { return filepath.Join(stateDir, "request-nonces") }
+
+func (s *Service) open() (err error) {
+	cfg, log := s.cfg, s.log
 
 	// Secrets first: a gate without keys must not start.
 	enrollPath, err := Resolve(cfg.EnrollKeys)
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
+		return fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
 	}
 	ring, err := auth.LoadKeyRing(enrollPath)
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
+		return fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
 	}
 	gkeys, err := GalleryKeys(cfg.GalleryKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.MQTT.PasswordFile != "" {
 		if cfg.MQTT.PasswordFile, err = Resolve(cfg.MQTT.PasswordFile); err != nil {
-			return nil, fmt.Errorf("FACEGATE_MQTT_PASSWORD_FILE: %w", err)
+			return fmt.Errorf("FACEGATE_MQTT_PASSWORD_FILE: %w", err)
 		}
 	}
 	if cfg.MQTT.KeyFile != "" {
 		if cfg.MQTT.KeyFile, err = Resolve(cfg.MQTT.KeyFile); err != nil {
-			return nil, fmt.Errorf("FACEGATE_MQTT_KEY_FILE: %w", err)
+			return fmt.Errorf("FACEGATE_MQTT_KEY_FILE: %w", err)
 		}
 	}
 
@@ -179,7 +194,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	// Models.
 	start := time.Now()
 	if s.det, s.emb, s.thresh, err = LoadModels(cfg.ModelsConfig, cfg.TargetFMR); err != nil {
-		return nil, err
+		return err
 	}
 	man := s.emb.Manifest()
 	log.Info("models loaded", "detector", s.det.Manifest().Name, "embedder", man.Name, "version", man.Version,
@@ -188,29 +203,29 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	s.modelsLoaded(time.Since(start))
 	det, err := infer.NewDetector(s.det, infer.DetectorConfig{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	emb, err := infer.NewEmbedder(s.emb)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.pipe = &infer.Pipeline{Det: det, Emb: emb, PadRetry: 0.25}
 
 	// Gallery.
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
+		return fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
 	s.st, err = store.Open(GalleryPath(cfg.StateDir), gkeys[0], store.Options{OldKeys: gkeys[1:], Logger: log.With("component", "gallery")})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sc, err := enroll.NewScorer(man)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.gallery, err = OpenGallery(s.st, sc, store.Model{Name: man.Name, Version: man.Version}, log.With("component", "gallery"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	log.Info("gallery open", "people", s.gallery.Len())
 
@@ -236,7 +251,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 		Track: cfg.TrackConfig.Track(),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.fta = ftaTracker{n: cfg.AgreeN, interval: cfg.UnknownInterval}
 
@@ -250,7 +265,7 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 	var kind sources.Kind
 	s.src, kind, err = sources.Open(ccfg, s.capMet, log.With("component", "capture"))
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_CAMERA: %w", err)
+		return fmt.Errorf("FACEGATE_CAMERA: %w", err)
 	}
 	log.Info("camera open", "source", cfg.Source, "kind", kind)
 	// Latest decodes in the grab stage and skips (and counts) corrupt frames.
@@ -258,24 +273,25 @@ func NewService(cfg *Config, version string, log *slog.Logger) (s *Service, err 
 
 	// MQTT.
 	mcfg := cfg.MQTT
-	mcfg.Version = version
+	mcfg.Version = s.version
 	mcfg.EventImages = cfg.IncludeImage
-	verifier, err := auth.NewVerifier(ring, auth.VerifierOptions{})
+	s.verifier, err = auth.NewVerifier(ring, auth.VerifierOptions{Journal: NonceJournalPath(cfg.StateDir)})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
 	s.client, err = mqtt.New(mcfg, mqtt.Handlers{
 		Enroll:       s.countedEnroll,
 		Claim:        s.handleClaim,
 		Feedback:     func(_ context.Context, f *mqtt.Feedback) { s.acc.Feedback(*f) },
-		Authenticate: mqtt.VerifyWith(verifier, cfg.DeviceID),
+		Authenticate: mqtt.VerifyWith(s.verifier, cfg.DeviceID),
+		Admit:        mqtt.AdmitWith(s.verifier, cfg.DeviceID),
 		Stats:        s.stats,
 	}, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.wireMetrics()
-	return s, nil
+	return nil
 }
 
 // Close releases everything NewService opened.
@@ -297,6 +313,9 @@ func (s *Service) Close() {
 	}
 	if s.broker != nil {
 		s.broker.Close()
+	}
+	if s.verifier != nil {
+		s.verifier.Close()
 	}
 }
 
@@ -586,9 +605,17 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
 		}
-	case mqtt.OpAdd, mqtt.OpEnrollFromCamera:
+	case mqtt.OpAdd, mqtt.OpReplace, mqtt.OpEnrollFromCamera:
+		// Checked before any image is embedded or a camera frame waited for;
+		// the gallery checks again, atomically, when it writes.
+		switch has := s.gallery.Has(r.SubjectID); {
+		case has && r.Op != mqtt.OpReplace:
+			return fail(mqtt.CodeSubjectExists, "subject "+r.SubjectID+" is already enrolled: use replace to overwrite, add_images to add photos", nil)
+		case !has && r.Op == mqtt.OpReplace:
+			return fail(mqtt.CodeUnknownSubject, "no such subject: "+r.SubjectID+" (use add)", nil)
+		}
 		var embs [][]float32
-		if r.Op == mqtt.OpAdd {
+		if r.Op != mqtt.OpEnrollFromCamera {
 			var bad *mqtt.EnrollReply
 			if embs, bad = embedAll(); bad != nil {
 				return *bad
@@ -606,7 +633,17 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 			}
 		}
 		src.Photos = len(embs)
-		if err := s.gallery.Enroll(r.SubjectID, r.Name, src, embs); err != nil {
+		put := s.gallery.Enroll
+		if r.Op == mqtt.OpReplace {
+			put = s.gallery.Replace
+		}
+		if err := put(r.SubjectID, r.Name, src, embs); err != nil {
+			switch {
+			case errors.Is(err, enroll.ErrExists):
+				return fail(mqtt.CodeSubjectExists, err.Error(), nil)
+			case errors.Is(err, enroll.ErrNotFound):
+				return fail(mqtt.CodeUnknownSubject, err.Error(), nil)
+			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
 		}
 		rep.Templates = len(embs)

@@ -116,6 +116,10 @@ type Person struct {
 // ErrNotFound is returned for an unknown subject.
 var ErrNotFound = errors.New("unknown subject")
 
+// ErrExists is returned when adding a subject id that is already enrolled:
+// replacing a person is its own operation, never a side effect of add.
+var ErrExists = errors.New("subject already enrolled")
+
 // ErrEmbedding is returned for an embedding of the wrong size or not finite.
 var ErrEmbedding = errors.New("bad embedding")
 

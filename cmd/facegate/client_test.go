@@ -55,7 +55,7 @@ func TestClientTLS(t *testing.T) {
 		if err := fs.Parse(append([]string{"-broker", b.URL(), "-device", "door1", "-user", "admin", "-password-file", pw, "-timeout", "2s"}, args...)); err != nil {
 			t.Fatal(err)
 		}
-		cl, err := cf.connect("facegate-test")
+		cl, err := cf.connect("facegate-test", nil)
 		if err == nil {
 			cl.Disconnect(0)
 		}
@@ -82,7 +82,7 @@ func TestClientTLS(t *testing.T) {
 	if err := fs.Parse([]string{"-broker", "tcp://" + b.Addr(), "-device", "door1", "-ca-file", ca}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cf.connect("facegate-test"); err == nil || !strings.Contains(err.Error(), "is not TLS") {
+	if _, err := cf.connect("facegate-test", nil); err == nil || !strings.Contains(err.Error(), "is not TLS") {
 		t.Errorf("CA file with a tcp:// broker: %v", err)
 	}
 

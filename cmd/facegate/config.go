@@ -10,8 +10,9 @@ import (
 )
 
 // cmdConfig prints the effective configuration (environment and defaults),
-// validated, with secrets redacted; it exits non-zero naming every bad
-// variable.
+// validated, with secrets redacted, then runs the start-up checks `run`
+// runs (daemon.Preflight: files exist, modes, parse, models calibrated,
+// gallery not locked); it exits non-zero naming every problem.
 func cmdConfig(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("config", flag.ContinueOnError)
 	if err := fs.Parse(args); err != nil {
@@ -24,5 +25,8 @@ func cmdConfig(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return cfg.Print(stdout)
+	if err := cfg.Print(stdout); err != nil {
+		return err
+	}
+	return daemon.Preflight(cfg)
 }

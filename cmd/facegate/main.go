@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/facegate/facegate/daemon"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -48,7 +50,17 @@ func main() {
 	case errors.Is(err, errUsage):
 		os.Exit(2)
 	default:
-		slog.Error("facegate failed", "err", err)
+		// One plain line per problem, naming the variable or file and the
+		// remedy: what a person at the console or in journalctl needs.
+		var se *daemon.StartupError
+		if errors.As(err, &se) {
+			fmt.Fprintf(os.Stderr, "facegate: cannot start (%d problem(s)):\n", len(se.Problems))
+			for _, l := range se.Lines() {
+				fmt.Fprintln(os.Stderr, "facegate: "+l)
+			}
+		} else {
+			fmt.Fprintln(os.Stderr, "facegate: "+err.Error())
+		}
 		os.Exit(1)
 	}
 }

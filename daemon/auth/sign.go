@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/facegate/facegate/internal/ident"
 )
 
 // Version is the first line of the canonical form.
@@ -20,7 +22,7 @@ const (
 	MinNonceLen     = 16
 	MaxNonceLen     = 64
 	MaxOperationLen = 256
-	MaxRequestIDLen = 128
+	MaxRequestIDLen = ident.MaxIDLen
 	// MaxTimestamp is the largest accepted timestamp (year 5138); it keeps
 	// time arithmetic far from overflow.
 	MaxTimestamp    = 99_999_999_999
@@ -31,6 +33,7 @@ const (
 const (
 	CodeUnauthorised = "unauthorised"
 	CodeReplay       = "replay"
+	CodeInternal     = "internal"
 )
 
 // authError is the type of the sentinel errors below; it lets every
@@ -48,7 +51,8 @@ func (e *authError) Is(target error) bool {
 	return target == ErrUnauthorised && e.code == CodeUnauthorised
 }
 
-// Verification errors. All but ErrReplay also match ErrUnauthorised.
+// Verification errors. All but ErrReplay and ErrJournal also match
+// ErrUnauthorised.
 var (
 	ErrUnauthorised   = errors.New("auth: unauthorised")
 	ErrMalformed      = &authError{"auth: malformed authentication fields", CodeUnauthorised}
@@ -57,16 +61,23 @@ var (
 	ErrStaleTimestamp = &authError{"auth: timestamp outside the allowed window", CodeUnauthorised}
 	ErrNonceCacheFull = &authError{"auth: nonce cache full; request refused", CodeUnauthorised}
 	ErrReplay         = &authError{"auth: nonce already used (replay)", CodeReplay}
+	// ErrJournal: the nonce could not be recorded durably (disk full, I/O
+	// error), so the authentic request is refused rather than accepted
+	// without replay protection.
+	ErrJournal = &authError{"auth: cannot record the nonce", CodeInternal}
 )
 
 // Code maps a Verify error to its reply code: "" for nil, "replay" for
-// ErrReplay and "unauthorised" for any other error.
+// ErrReplay, "internal" for ErrJournal and "unauthorised" for any other
+// error.
 func Code(err error) string {
 	switch {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrReplay):
 		return CodeReplay
+	case errors.Is(err, ErrJournal):
+		return CodeInternal
 	default:
 		return CodeUnauthorised
 	}
@@ -125,8 +136,8 @@ func validate(f Fields, r Request) error {
 	if n := len(r.Operation); n == 0 || n > MaxOperationLen || !allBytes(r.Operation, isOperationByte) {
 		return fmt.Errorf("%w: operation must be 1-%d printable ASCII characters without spaces", ErrMalformed, MaxOperationLen)
 	}
-	if n := len(r.RequestID); n == 0 || n > MaxRequestIDLen || !allBytes(r.RequestID, isRequestIDByte) {
-		return fmt.Errorf("%w: request_id must be 1-%d of [A-Za-z0-9._:-]", ErrMalformed, MaxRequestIDLen)
+	if err := ident.CheckID(r.RequestID); err != nil {
+		return fmt.Errorf("%w: request_id: %v", ErrMalformed, err)
 	}
 	return nil
 }
@@ -145,7 +156,6 @@ func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c)
 }
 func isNonceByte(c byte) bool     { return isAlnum(c) || c == '-' || c == '_' }
-func isRequestIDByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == ':' }
 func isOperationByte(c byte) bool { return c > ' ' && c < 0x7f }
 
 // mac computes the HMAC-SHA256 of the canonical form.

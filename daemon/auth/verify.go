@@ -27,6 +27,11 @@ type VerifierOptions struct {
 	NonceCacheSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Journal, when set, is the file where accepted nonces are recorded
+	// (fsync'd before Verify returns) and reloaded by NewVerifier, so a
+	// request is accepted at most once even across restarts. Without it
+	// the nonce cache lives in memory only.
+	Journal string
 }
 
 // Verifier checks request signatures against a key ring. It is safe for
@@ -36,10 +41,11 @@ type Verifier struct {
 	window time.Duration
 	now    func() time.Time
 
-	mu     sync.Mutex
-	seen   map[string]struct{}
-	expiry nonceHeap
-	limit  int
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	expiry  nonceHeap
+	limit   int
+	journal *journal
 }
 
 // NewVerifier returns a Verifier for ring.
@@ -62,22 +68,72 @@ func NewVerifier(ring *KeyRing, opts VerifierOptions) (*Verifier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{
+	v := &Verifier{
 		ring:   ring,
 		window: opts.Window,
 		now:    opts.Now,
 		seen:   make(map[string]struct{}),
 		limit:  opts.NonceCacheSize,
-	}, nil
+	}
+	if opts.Journal != "" {
+		j, live, err := openJournal(opts.Journal, opts.Now())
+		if err != nil {
+			return nil, fmt.Errorf("new verifier: %w", err)
+		}
+		v.journal = j
+		for _, e := range live {
+			if _, dup := v.seen[e.nonce]; !dup {
+				v.seen[e.nonce] = struct{}{}
+				heap.Push(&v.expiry, e)
+			}
+		}
+	}
+	return v, nil
+}
+
+// Close closes the nonce journal, if any.
+func (v *Verifier) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.journal == nil {
+		return nil
+	}
+	err := v.journal.close()
+	v.journal = nil
+	return err
 }
 
 // Verify checks f against r. The order is: field syntax (ErrMalformed),
 // timestamp window (ErrStaleTimestamp), key id (ErrUnknownKey), signature in
 // constant time (ErrBadSignature), and only for an authentic request the
-// nonce (ErrReplay, or ErrNonceCacheFull). An unauthenticated request thus
-// never enters the nonce cache. Returned errors carry no secret and can be
-// logged; map them to reply codes with Code.
+// nonce (ErrReplay, or ErrNonceCacheFull), which it then records (durably,
+// with a journal: ErrJournal when that fails). An unauthenticated request
+// thus never enters the nonce cache. Returned errors carry no secret and
+// can be logged; map them to reply codes with Code.
 func (v *Verifier) Verify(f Fields, r Request) error {
+	if err := v.check(f, r); err != nil {
+		return err
+	}
+	return v.remember(f.KeyID+"\x00"+f.Nonce, time.Unix(f.Timestamp, 0).Add(v.window), v.now())
+}
+
+// Check is Verify without recording the nonce: a request that passes it
+// is authentic, fresh and not yet seen, but Verify must still accept it
+// (exactly once) before it is executed. It is cheap enough to run on every
+// message as it arrives, before the request takes a queue slot.
+func (v *Verifier) Check(f Fields, r Request) error {
+	if err := v.check(f, r); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, dup := v.seen[f.KeyID+"\x00"+f.Nonce]; dup {
+		return ErrReplay
+	}
+	return nil
+}
+
+func (v *Verifier) check(f Fields, r Request) error {
 	c, err := Canonical(f, r)
 	if err != nil {
 		return err
@@ -106,7 +162,7 @@ func (v *Verifier) Verify(f Fields, r Request) error {
 	if !hmac.Equal(sig, mac(k, c)) {
 		return fmt.Errorf("%w (key %q, request %q)", ErrBadSignature, f.KeyID, r.RequestID)
 	}
-	return v.remember(f.KeyID+"\x00"+f.Nonce, ts.Add(v.window), now)
+	return nil
 }
 
 // remember records a nonce until expires, or reports it as replayed.
@@ -122,8 +178,16 @@ func (v *Verifier) remember(nonce string, expires, now time.Time) error {
 	if len(v.seen) >= v.limit {
 		return fmt.Errorf("%w (%d live nonces)", ErrNonceCacheFull, len(v.seen))
 	}
+	e := nonceEntry{nonce: nonce, expires: expires}
+	if v.journal != nil {
+		// Durable before accepted: a crash after this line cannot let the
+		// same request in again.
+		if err := v.journal.append(e, v.expiry); err != nil {
+			return fmt.Errorf("%w: %w", ErrJournal, err)
+		}
+	}
 	v.seen[nonce] = struct{}{}
-	heap.Push(&v.expiry, nonceEntry{nonce: nonce, expires: expires})
+	heap.Push(&v.expiry, e)
 	return nil
 }
 

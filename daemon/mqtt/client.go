@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,11 +27,17 @@ type Handlers struct {
 	Claim func(ctx context.Context, c *Claim)
 	// Feedback records an operator's verdict (see Stats.Feedback).
 	Feedback func(ctx context.Context, f *Feedback)
-	// Authenticate verifies a request's signature (daemon/auth). An error
-	// implementing CodedError gives the reply code (replay), any other
-	// error means unauthorised. When nil, enroll requests are refused
-	// unless Config.InsecureNoAuth.
+	// Authenticate verifies a request's signature (daemon/auth) and accepts
+	// it, at most once ever: it runs on the worker just before the request
+	// is executed. An error implementing CodedError gives the reply code
+	// (replay, internal), any other error means unauthorised. When nil,
+	// enroll requests are refused unless Config.InsecureNoAuth.
 	Authenticate func(ctx context.Context, s Signed) error
+	// Admit checks a request's signature and freshness without accepting
+	// it (auth.Verifier.Check). It runs on the MQTT callback as each
+	// message arrives, so that a forged or stale request never takes a
+	// queue slot or a busy reply from a signed one. Optional.
+	Admit func(s Signed) error
 	// Stats returns the current statistics for the stats topic; the
 	// Client fills in the device id, time and its own counters.
 	Stats func() Stats
@@ -40,11 +47,18 @@ type Handlers struct {
 // requests through Handlers, publishes events through the durable outbox,
 // the retained status, periodic stats and Home Assistant discovery.
 //
-// Overload policy: each request queue holds Config.QueueSize requests. When
-// the enroll queue is full the request is answered at once with code busy;
-// when the claim/feedback queue is full the message is dropped and counted
-// (Stats.RequestsDropped): a claim is only useful within seconds, and the
-// requester sees no event for it.
+// Admission and overload policy: an enroll request is decoded, size-checked
+// and its signature checked (Handlers.Admit) on arrival, before it takes a
+// queue slot. Each request queue holds Config.QueueSize requests. When the
+// enroll queue is full an admitted request is answered at once with code
+// busy. Replies to admitted requests (ok, error or busy) go through their
+// own queue, large enough for every admitted request and never dropped;
+// replies to requests refused at admission (malformed, unauthorised) go
+// through a small best-effort queue that drops (and counts) under a flood,
+// so a forger cannot crowd out real replies. When the claim/feedback queue
+// is full the message is dropped and counted: a claim is only useful
+// within seconds, and the requester sees no event for it. Every dropped or
+// busy request is counted once (Counters).
 type Client struct {
 	cfg     Config
 	h       Handlers
@@ -61,14 +75,25 @@ type Client struct {
 	up          chan struct{} // closed while connected
 
 	enrollQ chan *EnrollRequest
-	otherQ  chan any // *Claim or *Feedback
-	replyQ  chan message
+	otherQ  chan any     // *Claim or *Feedback
+	replyQ  chan message // replies to admitted requests: never dropped
+	refuseQ chan message // replies to refused requests: best effort
 	kick    chan struct{}
 
-	requestsDropped  atomic.Uint64
-	requestsRejected atomic.Uint64
+	password string
+	tls      *tls.Config
+	connLog  connLogger
+
+	requestsDropped  atomic.Uint64 // claims/feedback dropped on a full queue
+	requestsBusy     atomic.Uint64 // enroll requests answered busy
+	requestsRejected atomic.Uint64 // malformed or unauthenticated
+	repliesDropped   atomic.Uint64 // best-effort replies dropped
 	republished      atomic.Uint64
 }
+
+// replyQueueMin is the least capacity of the admitted requests' reply
+// queue: a burst of this many signed requests is answered in full.
+const replyQueueMin = 4096
 
 // shutdownGrace bounds how long Run waits for its workers (and so for
 // handlers in progress) after ctx is cancelled.
@@ -88,6 +113,17 @@ func newClient(cfg Config, h Handlers, logger *slog.Logger, f connFactory) (*Cli
 		logger = slog.New(slog.DiscardHandler)
 	}
 	log := logger.With("component", "mqtt", "device_id", cfg.DeviceID)
+	// Credentials and TLS files are read now, so that a missing or
+	// unreadable file stops the daemon before READY instead of leaving it
+	// running with MQTT down.
+	pw, err := cfg.password()
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	tlsCfg, err := cfg.TLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
 	ob, err := outbox.Open(cfg.OutboxDir, outbox.Options{MaxBytes: cfg.OutboxMaxBytes, Logger: log.With("component", "mqtt/outbox")})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
@@ -100,10 +136,14 @@ func newClient(cfg Config, h Handlers, logger *slog.Logger, f connFactory) (*Cli
 		factory: f,
 		ob:      ob,
 		up:      make(chan struct{}),
-		enrollQ: make(chan *EnrollRequest, cfg.QueueSize),
-		otherQ:  make(chan any, cfg.QueueSize),
-		replyQ:  make(chan message, 4*cfg.QueueSize),
-		kick:    make(chan struct{}, 1),
+		enrollQ:  make(chan *EnrollRequest, cfg.QueueSize),
+		otherQ:   make(chan any, cfg.QueueSize),
+		replyQ:   make(chan message, max(replyQueueMin, 4*cfg.QueueSize)),
+		refuseQ:  make(chan message, 64),
+		kick:     make(chan struct{}, 1),
+		password: pw,
+		tls:      tlsCfg,
+		connLog:  connLogger{log: log, every: 30 * time.Second},
 	}, nil
 }
 
@@ -144,14 +184,6 @@ func (c *Client) PublishEvent(e Event) (Event, error) {
 // retained offline status, disconnects and closes the outbox (undelivered
 // events stay on disk for the next start). It returns nil on a clean stop.
 func (c *Client) Run(ctx context.Context) error {
-	pw, err := c.cfg.password()
-	if err != nil {
-		return fmt.Errorf("mqtt: %w", err)
-	}
-	tlsCfg, err := c.cfg.TLSConfig()
-	if err != nil {
-		return fmt.Errorf("mqtt: %w", err)
-	}
 	if b := c.cfg.PlaintextCredentialsTo(); b != "" {
 		c.log.Warn("MQTT credentials are sent without TLS", "broker", b)
 	}
@@ -159,8 +191,8 @@ func (c *Client) Run(ctx context.Context) error {
 		Brokers:              c.cfg.Brokers,
 		ClientID:             c.cfg.ClientID,
 		Username:             c.cfg.Username,
-		Password:             pw,
-		TLS:                  tlsCfg,
+		Password:             c.password,
+		TLS:                  c.tls,
 		KeepAlive:            c.cfg.KeepAlive,
 		ConnectTimeout:       c.cfg.ConnectTimeout,
 		MaxReconnectInterval: c.cfg.MaxReconnectInterval,
@@ -168,6 +200,7 @@ func (c *Client) Run(ctx context.Context) error {
 		WillPayload:          []byte(StatusOffline),
 		OnConnect:            c.onConnect,
 		OnLost:               c.onLost,
+		OnAttemptFailed:      c.connLog.failed,
 	})
 	c.log.Info("connecting to MQTT broker", "brokers", c.cfg.Brokers, "client_id", c.cfg.ClientID)
 	c.conn.Connect() // retries in the background until connected or Disconnect
@@ -242,6 +275,7 @@ func (c *Client) waitConnected(ctx context.Context) error {
 // status and the discovery configs are published.
 func (c *Client) onConnect() {
 	c.log.Info("MQTT connected")
+	c.connLog.connected()
 	subs := []struct {
 		topic string
 		cb    func(string, []byte)
@@ -304,15 +338,58 @@ func (c *Client) onEnroll(_ string, payload []byte) {
 		if errors.As(err, &de) && de.Image >= 0 {
 			rep.ImageIndex = &de.Image
 		}
-		c.queueReply(rep)
+		c.queueReply(c.refuseQ, rep)
+		return
+	}
+	if deny := c.admit(r); deny != nil {
+		c.requestsRejected.Add(1)
+		deny.RequestID, deny.Op = r.RequestID, r.Op
+		c.queueReply(c.refuseQ, *deny)
 		return
 	}
 	select {
 	case c.enrollQ <- r:
 	default:
-		c.requestsDropped.Add(1)
-		c.queueReply(EnrollReply{RequestID: r.RequestID, Op: r.Op, Status: ReplyError, Code: CodeBusy, Message: "enrollment queue full, retry later"})
+		c.requestsBusy.Add(1)
+		c.queueReply(c.replyQ, EnrollReply{RequestID: r.RequestID, Op: r.Op, Status: ReplyError, Code: CodeBusy, Message: "enrollment queue full, retry later"})
 	}
+}
+
+// admit runs the cheap checks of a signed request as it arrives: a refusal
+// is returned as the reply to send. Only "unauthorised" is said, whatever
+// failed (unknown key, bad signature, stale timestamp): the reason is
+// logged, so a client cannot probe for valid key ids.
+func (c *Client) admit(r *EnrollRequest) *EnrollReply {
+	if c.h.Authenticate == nil {
+		if c.cfg.InsecureNoAuth {
+			return nil
+		}
+		c.log.Warn("request not authenticated", "op", r.Operation(), "request_id", r.RequestID, "err", "no request authenticator configured")
+		return &EnrollReply{Status: ReplyError, Code: CodeUnauthorised, Message: string(CodeUnauthorised)}
+	}
+	if c.h.Admit == nil {
+		return nil
+	}
+	if err := c.h.Admit(r); err != nil {
+		return c.refusal(r, err)
+	}
+	return nil
+}
+
+// refusal logs why a request was not authenticated and returns the reply
+// that says no more than its code.
+func (c *Client) refusal(s Signed, err error) *EnrollReply {
+	code := CodeUnauthorised
+	var ce CodedError
+	if errors.As(err, &ce) {
+		code = ce.ReplyCode()
+	}
+	c.log.Warn("request not authenticated", "op", s.Operation(), "request_id", s.ID(), "key_id", s.AuthFields().KeyID, "code", code, "err", err)
+	msg := string(code)
+	if code == CodeReplay {
+		msg = "request already accepted once (replay)"
+	}
+	return &EnrollReply{Status: ReplyError, Code: code, Message: msg}
 }
 
 func (c *Client) onClaim(_ string, payload []byte) {
@@ -344,7 +421,9 @@ func (c *Client) enqueueOther(v any) {
 	}
 }
 
-func (c *Client) queueReply(r EnrollReply) {
+// queueReply hands a reply to the reply loop through q (replyQ or
+// refuseQ). A reply without a request id goes to enroll/reply/invalid.
+func (c *Client) queueReply(q chan message, r EnrollReply) {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
@@ -354,10 +433,12 @@ func (c *Client) queueReply(r EnrollReply) {
 		return
 	}
 	select {
-	case c.replyQ <- message{topic: c.topics.EnrollReply(r.RequestID), payload: b}:
+	case q <- message{topic: c.topics.EnrollReply(r.RequestID), payload: b}:
 	default:
-		n := c.requestsDropped.Add(1)
-		c.log.Warn("reply queue full, dropping reply", "request_id", r.RequestID, "dropped_total", n)
+		n := c.repliesDropped.Add(1)
+		if n == 1 || n%100 == 0 {
+			c.log.Warn("reply queue full, dropping reply", "request_id", r.RequestID, "admitted", q == c.replyQ, "dropped_total", n)
+		}
 	}
 }
 
@@ -372,13 +453,7 @@ func (c *Client) authenticate(ctx context.Context, s Signed, required bool) *Enr
 		return nil
 	}
 	if err := c.h.Authenticate(ctx, s); err != nil {
-		code := CodeUnauthorised
-		var ce CodedError
-		if errors.As(err, &ce) {
-			code = ce.ReplyCode()
-		}
-		c.log.Warn("request not authenticated", "op", s.Operation(), "request_id", s.ID(), "key_id", s.AuthFields().KeyID, "code", code, "err", err)
-		return &EnrollReply{Status: ReplyError, Code: code, Message: err.Error()}
+		return c.refusal(s, err)
 	}
 	return nil
 }
@@ -445,12 +520,21 @@ func (c *Client) publishMessage(ctx context.Context, m message) {
 	}
 }
 
+// replyLoop publishes replies, those to admitted requests first.
 func (c *Client) replyLoop(ctx context.Context) {
 	for {
+		select {
+		case m := <-c.replyQ:
+			c.publishMessage(ctx, m)
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-c.replyQ:
+			c.publishMessage(ctx, m)
+		case m := <-c.refuseQ:
 			c.publishMessage(ctx, m)
 		}
 	}
@@ -588,7 +672,8 @@ func (c *Client) statsLoop(ctx context.Context) {
 		}
 		s.OutboxPending = c.ob.Pending()
 		s.OutboxDropped = c.ob.Dropped()
-		s.RequestsDropped = c.requestsDropped.Load()
+		s.RequestsDropped = c.requestsDropped.Load() + c.requestsBusy.Load()
+		s.RepliesDropped = c.repliesDropped.Load()
 		b, err := json.Marshal(s)
 		if err != nil {
 			c.log.Error("encode stats", "err", err)
@@ -600,16 +685,23 @@ func (c *Client) statsLoop(ctx context.Context) {
 	}
 }
 
-// Counters are the client's own counters, for logs and tests.
+// Counters are the client's own counters, for logs and tests. Each
+// request is counted at most once: RequestsDropped (a claim or feedback
+// dropped on a full queue), RequestsBusy (an enroll request answered
+// busy) or RequestsRejected (malformed or not authenticated).
+// RepliesDropped counts best-effort replies to refused requests that a
+// flood left unsent.
 type Counters struct {
-	RequestsDropped, RequestsRejected, Republished, OutboxPending, OutboxDropped uint64
+	RequestsDropped, RequestsBusy, RequestsRejected, RepliesDropped, Republished, OutboxPending, OutboxDropped uint64
 }
 
 // Counters returns a snapshot of the client's counters.
 func (c *Client) Counters() Counters {
 	return Counters{
 		RequestsDropped:  c.requestsDropped.Load(),
+		RequestsBusy:     c.requestsBusy.Load(),
 		RequestsRejected: c.requestsRejected.Load(),
+		RepliesDropped:   c.repliesDropped.Load(),
 		Republished:      c.republished.Load(),
 		OutboxPending:    c.ob.Pending(),
 		OutboxDropped:    c.ob.Dropped(),

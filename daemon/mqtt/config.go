@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/facegate/facegate/internal/ident"
 )
 
 // Config is the MQTT configuration. Environment variable names (envconfig
@@ -116,8 +118,8 @@ func topicLevel(name, v string) error {
 	if v == "" {
 		return fmt.Errorf("%s is required", name)
 	}
-	if len(v) > maxIDLen {
-		return fmt.Errorf("%s %q: longer than %d bytes", name, v, maxIDLen)
+	if len(v) > ident.MaxIDLen {
+		return fmt.Errorf("%s %q: longer than %d bytes", name, v, ident.MaxIDLen)
 	}
 	for _, r := range v {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {

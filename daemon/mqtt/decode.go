@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/facegate/facegate/daemon/auth"
+	"github.com/facegate/facegate/internal/ident"
 )
 
 // Limits bound what the decoders accept from the network. Zero fields take
@@ -59,7 +60,6 @@ func (l Limits) withDefaults() Limits {
 
 // Size limits of string fields.
 const (
-	maxIDLen        = 64
 	maxNameLen      = 128
 	maxNoteLen      = 1024
 	maxFrames       = 5
@@ -135,7 +135,8 @@ func decodeStrict(payload []byte, max int, v any) error {
 }
 
 // checkID accepts identifiers that are safe in topics and logs:
-// 1..64 bytes of [A-Za-z0-9._-], not starting with a dot.
+// 1..64 bytes of [A-Za-z0-9._-], not starting with a dot (internal/ident,
+// the rule the signer and the gallery use too).
 func checkID(field, s string, required bool) error {
 	if s == "" {
 		if required {
@@ -143,30 +144,17 @@ func checkID(field, s string, required bool) error {
 		}
 		return nil
 	}
-	if len(s) > maxIDLen {
-		return badRequest(field, "longer than %d bytes", maxIDLen)
-	}
-	if s[0] == '.' {
-		return badRequest(field, "must not start with a dot")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return badRequest(field, "invalid character %q (allowed: A-Z a-z 0-9 . _ -)", c)
-		}
+	if err := ident.CheckID(s); err != nil {
+		return badRequest(field, "%v", err)
 	}
 	return nil
 }
 
-// checkText accepts printable UTF-8 text without control characters.
+// checkText accepts printable UTF-8 text without control, bidirectional or
+// other invisible format characters (internal/ident).
 func checkText(field, s string, max int) error {
-	if len(s) > max {
-		return badRequest(field, "longer than %d bytes", max)
-	}
-	for _, r := range s {
-		if r == '\uFFFD' || r < 0x20 || r == 0x7f {
-			return badRequest(field, "control or invalid character")
-		}
+	if err := ident.CheckText(s, max); err != nil {
+		return badRequest(field, "%v", err)
 	}
 	return nil
 }
@@ -197,6 +185,38 @@ func checkAuth(a Auth) error {
 		if c := a.Sig[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return badRequest("sig", "not lowercase hex")
 		}
+	}
+	return nil
+}
+
+// validateFields checks the fields of a request that the signature covers
+// by the rules the decoders apply, for signers.
+func validateFields(s Signed) error {
+	switch r := s.(type) {
+	case *EnrollRequest:
+		if err := checkID("request_id", r.RequestID, true); err != nil {
+			return err
+		}
+		if !r.Op.Valid() {
+			return badRequest("op", "unknown operation %q", r.Op)
+		}
+		if err := checkID("subject_id", r.SubjectID, r.Op != OpList); err != nil {
+			return err
+		}
+		return checkText("name", r.Name, maxNameLen)
+	case *Claim:
+		if err := checkID("request_id", r.RequestID, true); err != nil {
+			return err
+		}
+		return checkID("subject_id", r.SubjectID, true)
+	case *Feedback:
+		if err := checkID("event_id", r.EventID, true); err != nil {
+			return err
+		}
+		if err := checkText("operator", r.Operator, maxNameLen); err != nil {
+			return err
+		}
+		return checkText("note", r.Note, maxNoteLen)
 	}
 	return nil
 }
@@ -297,7 +317,7 @@ func DecodeEnrollRequest(payload []byte, lim Limits) (*EnrollRequest, error) {
 	if err := checkID("subject_id", r.SubjectID, needSubject); err != nil {
 		return nil, err
 	}
-	wantImages := r.Op == OpAdd || r.Op == OpAddImages
+	wantImages := r.Op == OpAdd || r.Op == OpReplace || r.Op == OpAddImages
 	switch {
 	case wantImages && len(r.Images) == 0:
 		return nil, badRequest("images", "1..%d images required for %s", lim.MaxImages, r.Op)
@@ -313,8 +333,8 @@ func DecodeEnrollRequest(payload []byte, lim Limits) (*EnrollRequest, error) {
 	} else if r.Frames != 0 {
 		return nil, badRequest("frames", "only for %s", OpEnrollFromCamera)
 	}
-	if r.Op != OpAdd && r.Op != OpEnrollFromCamera && r.Name != "" {
-		return nil, badRequest("name", "only for add and enroll_from_camera")
+	if r.Op != OpAdd && r.Op != OpReplace && r.Op != OpEnrollFromCamera && r.Name != "" {
+		return nil, badRequest("name", "only for add, replace and enroll_from_camera")
 	}
 	r.decoded = make([][]byte, 0, len(r.Images))
 	for i, s := range r.Images {

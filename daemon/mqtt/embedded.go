@@ -26,6 +26,17 @@ type EmbeddedOptions struct {
 	// tls.RequireAndVerifyClientCert for client certificates).
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// MaxPacket is the largest MQTT packet the broker reads, checked from
+	// the fixed header before the packet is read into memory (default
+	// MaxPacketFor(DefaultLimits)): a larger publish closes the client's
+	// connection without costing the gate its memory.
+	MaxPacket uint32
+}
+
+// MaxPacketFor is the packet size limit that fits requests within lim: the
+// largest payload plus room for the topic and headers.
+func MaxPacketFor(lim Limits) uint32 {
+	return uint32(lim.withDefaults().MaxPayload) + 64<<10
 }
 
 // Embedded is an in-process MQTT broker (mochi-mqtt) for single-door
@@ -73,7 +84,12 @@ func StartEmbedded(ctx context.Context, addr string, o EmbeddedOptions) (*Embedd
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "mqtt/broker")
-	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: log})
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = o.MaxPacket
+	if caps.MaximumPacketSize == 0 {
+		caps.MaximumPacketSize = MaxPacketFor(DefaultLimits)
+	}
+	srv := mochi.New(&mochi.Options{InlineClient: false, Logger: log, Capabilities: caps})
 	if err := srv.AddHook(&authHook{users: o.Users, log: log}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: auth hook: %w", err)
 	}

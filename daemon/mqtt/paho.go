@@ -2,8 +2,11 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/url"
+	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -41,6 +44,9 @@ type connOptions struct {
 	OnConnect func()
 	// OnLost runs when an established connection drops.
 	OnLost func(error)
+	// OnAttemptFailed runs when a connection attempt to a broker fails,
+	// with the reason (refused credentials, unreachable, TLS).
+	OnAttemptFailed func(broker string, err error)
 	// dial, when set, opens the network connection (tests use it to cut
 	// the connection uncleanly).
 	dial func(uri *url.URL) (net.Conn, error)
@@ -70,7 +76,12 @@ func newPahoConn(o connOptions) conn {
 		SetOrderMatters(true). // handlers never block: they only decode and enqueue
 		SetBinaryWill(o.WillTopic, o.WillPayload, 1, true).
 		SetOnConnectHandler(func(paho.Client) { o.OnConnect() }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnLost(err) })
+		SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnLost(err) }).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			if f, ok := n.(paho.ConnectionNotificationBrokerFailed); ok && o.OnAttemptFailed != nil {
+				o.OnAttemptFailed(redactBroker(f.Broker), f.Reason)
+			}
+		})
 	if o.TLS != nil {
 		opts.SetTLSConfig(o.TLS)
 	}
@@ -89,4 +100,70 @@ func (p pahoConn) Publish(topic string, qos byte, retained bool, payload []byte)
 }
 func (p pahoConn) Subscribe(topic string, qos byte, cb func(string, []byte)) token {
 	return p.c.Subscribe(topic, qos, func(_ paho.Client, m paho.Message) { cb(m.Topic(), m.Payload()) })
+}
+
+// redactBroker renders a broker URL without any user information.
+func redactBroker(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+// connLogger reports failed connection attempts: each new reason at once,
+// a repeated one at most every `every`, so a wrong password or an
+// unreachable broker is visible in the log while paho retries.
+type connLogger struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu       sync.Mutex
+	last     string
+	lastAt   time.Time
+	failures int
+}
+
+func (l *connLogger) failed(broker string, err error) {
+	reason := "unknown"
+	if err != nil {
+		reason = err.Error()
+	}
+	l.mu.Lock()
+	l.failures++
+	n := l.failures
+	show := reason != l.last || time.Since(l.lastAt) >= l.every
+	if show {
+		l.last, l.lastAt = reason, time.Now()
+	}
+	l.mu.Unlock()
+	if show {
+		l.log.Warn("MQTT connection attempt failed; retrying", "broker", broker, "reason", reason, "failures", n, "hint", connectHint(reason))
+	}
+}
+
+func (l *connLogger) connected() {
+	l.mu.Lock()
+	n := l.failures
+	l.failures, l.last = 0, ""
+	l.mu.Unlock()
+	if n > 0 {
+		l.log.Info("MQTT connected after failed attempts", "failures", n)
+	}
+}
+
+// connectHint turns paho's reason into the remedy an operator needs.
+func connectHint(reason string) string {
+	switch r := strings.ToLower(reason); {
+	case strings.Contains(r, "bad user name or password"), strings.Contains(r, "not authorized"):
+		return "the broker refused the credentials: check FACEGATE_MQTT_USERNAME and FACEGATE_MQTT_PASSWORD_FILE"
+	case strings.Contains(r, "identifier rejected"):
+		return "the broker refused the client id: check FACEGATE_MQTT_CLIENT_ID"
+	case strings.Contains(r, "certificate"), strings.Contains(r, "tls"), strings.Contains(r, "x509"):
+		return "TLS failed: check FACEGATE_MQTT_CA_FILE, FACEGATE_MQTT_CERT_FILE and the broker's name"
+	case strings.Contains(r, "connection refused"), strings.Contains(r, "no such host"), strings.Contains(r, "timeout"), strings.Contains(r, "i/o timeout"):
+		return "the broker is unreachable: check FACEGATE_MQTT_BROKERS and that the broker runs"
+	}
+	return ""
 }

@@ -166,9 +166,14 @@ type Stats struct {
 	// dropped because it was full.
 	OutboxPending uint64 `json:"outbox_pending"`
 	OutboxDropped uint64 `json:"outbox_dropped"`
-	// RequestsDropped counts incoming requests dropped because the
-	// request queue was full.
+	// RequestsDropped counts incoming requests not executed because a
+	// queue was full: enroll requests answered busy and claims or feedback
+	// dropped, each once.
 	RequestsDropped uint64 `json:"requests_dropped"`
+	// RepliesDropped counts replies to refused (malformed or
+	// unauthenticated) requests left unsent during a flood; replies to
+	// authenticated requests are never dropped.
+	RepliesDropped uint64 `json:"replies_dropped"`
 	// Camera reports the frame source, when the daemon has one.
 	Camera *CameraStats `json:"camera,omitempty"`
 }
@@ -219,6 +224,7 @@ type EnrollOp string
 // Enrollment operations.
 const (
 	OpAdd              EnrollOp = "add"
+	OpReplace          EnrollOp = "replace"
 	OpAddImages        EnrollOp = "add_images"
 	OpDelete           EnrollOp = "delete"
 	OpList             EnrollOp = "list"
@@ -228,7 +234,7 @@ const (
 // Valid reports whether o is a defined operation.
 func (o EnrollOp) Valid() bool {
 	switch o {
-	case OpAdd, OpAddImages, OpDelete, OpList, OpEnrollFromCamera:
+	case OpAdd, OpReplace, OpAddImages, OpDelete, OpList, OpEnrollFromCamera:
 		return true
 	}
 	return false
@@ -241,7 +247,7 @@ type EnrollRequest struct {
 	SubjectID string   `json:"subject_id,omitempty"`
 	Name      string   `json:"name,omitempty"`
 	// Images are base64 (standard alphabet) JPEG or PNG files, 1..5, for
-	// add and add_images.
+	// add, replace and add_images.
 	Images []string `json:"images,omitempty"`
 	// Frames is K, the number of good camera frames to use for
 	// enroll_from_camera (1..5).

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/facegate/facegate/internal/ident"
 )
 
 // Limits on stored data.
@@ -97,8 +99,8 @@ func validatePerson(p *Person) error {
 	if err := validateID(p.ID); err != nil {
 		return err
 	}
-	if len(p.DisplayName) > MaxNameLen || !utf8.ValidString(p.DisplayName) {
-		return fmt.Errorf("%w: person %q: display name must be valid UTF-8 of at most %d bytes", ErrInvalid, p.ID, MaxNameLen)
+	if err := ident.CheckText(p.DisplayName, MaxNameLen); err != nil {
+		return fmt.Errorf("%w: person %q: display name: %v", ErrInvalid, p.ID, err)
 	}
 	if len(p.Templates) > MaxTemplates {
 		return fmt.Errorf("%w: person %q: %d templates, at most %d", ErrInvalid, p.ID, len(p.Templates), MaxTemplates)
