@@ -64,7 +64,9 @@ func TestPreflightNamesEachProblem(t *testing.T) {
 		{"enroll keys 0644", func(env map[string]string, _ string) { os.Chmod(env["FACEGATE_ENROLL_KEYS"], 0o644) }, "ENROLL_KEYS", "chmod 600"},
 		{"enroll keys missing", func(env map[string]string, dir string) { env["FACEGATE_ENROLL_KEYS"] = filepath.Join(dir, "nope") }, "ENROLL_KEYS", "file not found"},
 		{"gallery key missing", func(env map[string]string, dir string) { env["FACEGATE_GALLERY_KEY"] = filepath.Join(dir, "gone") }, "GALLERY_KEY", "file not found"},
-		{"gallery key garbage", func(env map[string]string, _ string) { os.WriteFile(env["FACEGATE_GALLERY_KEY"], []byte("junk\n"), 0o600) }, "GALLERY_KEY", "id:base64"},
+		{"gallery key garbage", func(env map[string]string, _ string) {
+			os.WriteFile(env["FACEGATE_GALLERY_KEY"], []byte("junk\n"), 0o600)
+		}, "GALLERY_KEY", "id:base64"},
 		{"camera missing", func(env map[string]string, dir string) { env["FACEGATE_CAMERA"] = filepath.Join(dir, "no-such-clip") }, "CAMERA", "not found"},
 		{"v4l2 device missing", func(env map[string]string, _ string) { env["FACEGATE_CAMERA"] = "/dev/video97" }, "CAMERA", "no such device"},
 		{"models folder missing", func(env map[string]string, dir string) { env["FACEGATE_MODELS_DIR"] = filepath.Join(dir, "models") }, "MODELS_DIR", "not a folder"},

@@ -129,13 +129,13 @@ func newClient(cfg Config, h Handlers, logger *slog.Logger, f connFactory) (*Cli
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	return &Client{
-		cfg:     cfg,
-		h:       h,
-		log:     log,
-		topics:  NewTopics(cfg.Prefix, cfg.DeviceID),
-		factory: f,
-		ob:      ob,
-		up:      make(chan struct{}),
+		cfg:      cfg,
+		h:        h,
+		log:      log,
+		topics:   NewTopics(cfg.Prefix, cfg.DeviceID),
+		factory:  f,
+		ob:       ob,
+		up:       make(chan struct{}),
 		enrollQ:  make(chan *EnrollRequest, cfg.QueueSize),
 		otherQ:   make(chan any, cfg.QueueSize),
 		replyQ:   make(chan message, max(replyQueueMin, 4*cfg.QueueSize)),
