@@ -78,8 +78,10 @@ func newPahoConn(o connOptions) conn {
 		SetOnConnectHandler(func(paho.Client) { o.OnConnect() }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnLost(err) }).
 		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
-			if f, ok := n.(paho.ConnectionNotificationBrokerFailed); ok && o.OnAttemptFailed != nil {
-				o.OnAttemptFailed(redactBroker(f.Broker), f.Reason)
+			// Failed closes every attempt (over all brokers), network
+			// errors and refused CONNACKs (credentials) alike.
+			if f, ok := n.(paho.ConnectionNotificationFailed); ok && o.OnAttemptFailed != nil {
+				o.OnAttemptFailed(strings.Join(redactBrokers(o.Brokers), ","), f.Reason)
 			}
 		})
 	if o.TLS != nil {
@@ -102,14 +104,17 @@ func (p pahoConn) Subscribe(topic string, qos byte, cb func(string, []byte)) tok
 	return p.c.Subscribe(topic, qos, func(_ paho.Client, m paho.Message) { cb(m.Topic(), m.Payload()) })
 }
 
-// redactBroker renders a broker URL without any user information.
-func redactBroker(u *url.URL) string {
-	if u == nil {
-		return ""
+// redactBrokers renders broker URLs without any user information.
+func redactBrokers(bs []string) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		if u, err := url.Parse(b); err == nil {
+			u.User = nil
+			b = u.String()
+		}
+		out[i] = b
 	}
-	c := *u
-	c.User = nil
-	return c.String()
+	return out
 }
 
 // connLogger reports failed connection attempts: each new reason at once,
