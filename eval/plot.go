@@ -21,7 +21,8 @@ type Curve struct {
 }
 
 const (
-	plotMinRate   = 1e-4 // log axes span plotMinRate..1
+	plotMinRate   = 1e-4 // log axes span plotMinRate..1,
+	plotDecades   = 4    // that is 4 decades
 	plotMaxCurves = 8
 	// plotStep is the smallest move, as a fraction of both axes, between
 	// two points drawn: a 10,000-point ROC needs a few hundred.
@@ -51,7 +52,7 @@ func WriteROCSVG(w io.Writer, title string, curves ...Curve) error {
 		}
 	}
 	roc := panel("ROC", "false accept rate (FAR)", "true accept rate (TAR)", false)
-	det := panel("DET", "false accept rate (FAR)", "false reject rate (FRR = 1 - TAR)", true)
+	det := panel("DET", "false accept rate (FAR)", "false reject rate (FRR)", true)
 	legend := plot.NewLegend()
 	legend.Top, legend.Left = true, true
 
@@ -59,9 +60,9 @@ func WriteROCSVG(w io.Writer, title string, curves ...Curve) error {
 	var chanceROC, chanceDET plotter.XYs
 	for i := 0; i <= 80; i++ {
 		v := math.Pow(10, -4+float64(i)*4/80)
-		chanceROC = append(chanceROC, plotter.XY{X: v, Y: v})
+		chanceROC = append(chanceROC, plotter.XY{X: logRate(v), Y: v})
 		if v < 1 {
-			chanceDET = append(chanceDET, plotter.XY{X: v, Y: clampRate(1 - v)})
+			chanceDET = append(chanceDET, plotter.XY{X: logRate(v), Y: logRate(1 - v)})
 		}
 	}
 	for _, c := range []struct {
@@ -78,8 +79,8 @@ func WriteROCSVG(w io.Writer, title string, curves ...Curve) error {
 	for i, c := range curves {
 		var rocXY, detXY plotter.XYs
 		for _, q := range c.ROC {
-			rocXY = append(rocXY, plotter.XY{X: clampRate(q.FAR), Y: q.TAR})
-			detXY = append(detXY, plotter.XY{X: clampRate(q.FAR), Y: clampRate(1 - q.TAR)})
+			rocXY = append(rocXY, plotter.XY{X: logRate(q.FAR), Y: q.TAR})
+			detXY = append(detXY, plotter.XY{X: logRate(q.FAR), Y: logRate(1 - q.TAR)})
 		}
 		var first *plotter.Line
 		for _, s := range []struct {
@@ -101,13 +102,14 @@ func WriteROCSVG(w io.Writer, title string, curves ...Curve) error {
 	}
 
 	const panelW, panelH, titleH, pad = 5 * vg.Inch, 4 * vg.Inch, 0.5 * vg.Inch, 0.2 * vg.Inch
-	legendH := vg.Length(len(curves))*(legend.TextStyle.Height("Xg")+legend.Padding) + pad
-	canvas := vgsvg.New(2*panelW+3*pad, titleH+panelH+legendH+pad)
+	entryH := 1.4 * legend.TextStyle.Height("Xg")
+	legendH := vg.Length(len(curves))*(entryH+legend.Padding) + pad
+	canvas := newCanvas(2*panelW+3*pad, titleH+panelH+legendH)
 	dc := draw.New(canvas)
 	sty := roc.Title.TextStyle
 	sty.Font.Size = vg.Points(14)
-	sty.XAlign = draw.XLeft
-	dc.FillText(sty, vg.Point{X: pad, Y: dc.Max.Y - titleH/2 - sty.Height(title)/2}, title)
+	sty.XAlign, sty.YAlign = draw.XLeft, draw.YCenter
+	dc.FillText(sty, vg.Point{X: pad, Y: dc.Max.Y - titleH/2}, title)
 	panels := draw.Crop(dc, pad, -pad, legendH, -titleH)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: pad}
 	roc.Draw(tiles.At(panels, 0, 0))
@@ -118,6 +120,9 @@ func WriteROCSVG(w io.Writer, title string, curves ...Curve) error {
 	}
 	return nil
 }
+
+// newCanvas makes the plot's canvas: SVG (a test may draw PNG to look).
+var newCanvas = func(w, h vg.Length) vg.CanvasWriterTo { return vgsvg.New(w, h) }
 
 // WriteROCSVG plots the report's ROC and DET curves.
 func (r *Report) WriteROCSVG(w io.Writer) error {
@@ -132,37 +137,29 @@ func (r *Report) WriteROCSVG(w io.Writer) error {
 }
 
 // panel is one plot: FAR on a log x axis, the rate on a linear or log y
-// axis, both with grids.
+// axis, both with grids. Log axes are drawn as log10 of the rate on a
+// linear scale with decade labels (gonum's LogScale pads a log axis's
+// label as if it sat at the arithmetic middle, squeezing the panel).
 func panel(title, xLabel, yLabel string, logY bool) *plot.Plot {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, xLabel, yLabel
-	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, decadeTicks{}
-	p.X.Min, p.X.Max = plotMinRate, 1
-	p.Y.Min, p.Y.Max = 0, 1
-	p.Y.Tick.Marker = plot.ConstantTicks(linearTicks())
+	p.X.Min, p.X.Max, p.X.Tick.Marker = -plotDecades, 0, plot.ConstantTicks(decadeTicks())
+	p.Y.Min, p.Y.Max, p.Y.Tick.Marker = 0, 1, plot.ConstantTicks(linearTicks())
 	if logY {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, decadeTicks{}
-		p.Y.Min = plotMinRate
+		p.Y.Min, p.Y.Max, p.Y.Tick.Marker = -plotDecades, 0, plot.ConstantTicks(decadeTicks())
 	}
 	p.Add(plotter.NewGrid())
 	return p
 }
 
-// decadeTicks labels 1e-4, 1e-3, ..., 1 with unlabelled minor ticks at 2-9
-// times each decade.
-type decadeTicks struct{}
-
-func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
+// decadeTicks are the ticks of a log axis in log10 units: 1e-4, 1e-3,
+// ..., 1 labelled, unlabelled minor ticks at 2-9 times each decade.
+func decadeTicks() []plot.Tick {
 	var ts []plot.Tick
-	for d := math.Floor(math.Log10(lo)); d <= math.Ceil(math.Log10(hi)); d++ {
-		v := math.Pow(10, d)
-		if v >= lo && v <= hi {
-			ts = append(ts, plot.Tick{Value: v, Label: decade(v)})
-		}
-		for m := 2; m <= 9; m++ {
-			if x := v * float64(m); x >= lo && x <= hi {
-				ts = append(ts, plot.Tick{Value: x})
-			}
+	for d := -plotDecades; d <= 0; d++ {
+		ts = append(ts, plot.Tick{Value: float64(d), Label: decade(math.Pow(10, float64(d)))})
+		for m := 2; m <= 9 && d < 0; m++ {
+			ts = append(ts, plot.Tick{Value: float64(d) + math.Log10(float64(m))})
 		}
 	}
 	return ts
@@ -176,16 +173,19 @@ func linearTicks() []plot.Tick {
 	return ts
 }
 
-func clampRate(v float64) float64 { return math.Min(math.Max(v, plotMinRate), 1) }
+// logRate is where a rate goes on a log axis: log10 of the rate, rates
+// below 1e-4 on the axis.
+func logRate(v float64) float64 { return math.Log10(math.Min(math.Max(v, plotMinRate), 1)) }
 
-// thin drops points closer than plotStep (as a fraction of each axis: x
-// on the log scale, y on the log scale when logY) to the last point kept;
-// the first and last points are always kept.
+// thin drops points closer than plotStep (as a fraction of each axis; the
+// y axis is a log axis when logY) to the last point kept; the first and
+// last points are always kept. Points are in plot units (log10 on log
+// axes).
 func thin(xys plotter.XYs, logY bool) plotter.XYs {
 	pos := func(q plotter.XY) (float64, float64) {
-		x := (math.Log10(q.X) + 4) / 4
+		x := (q.X + plotDecades) / plotDecades
 		if logY {
-			return x, (math.Log10(q.Y) + 4) / 4
+			return x, (q.Y + plotDecades) / plotDecades
 		}
 		return x, q.Y
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -78,7 +79,7 @@ func TestWriteROCSVG(t *testing.T) {
 	doc := parseSVG(t, buf.Bytes())
 	all := strings.Join(doc.texts, "|")
 	for _, want := range []string{"A & B <compared>", `model "a" <v1> (AUC 0.8889, EER 33.33%)`, "peer & co (AUC 0.2500", "ROC", "DET",
-		"1e-4", "1e-2", "false accept rate (FAR)", "true accept rate (TAR)", "false reject rate (FRR = 1 - TAR)", "0.5"} {
+		"1e-4", "1e-2", "false accept rate (FAR)", "true accept rate (TAR)", "false reject rate (FRR)", "0.5"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("SVG text lacks %q: %s", want, all)
 		}
@@ -119,9 +120,14 @@ func TestThin(t *testing.T) {
 	pts := make(plotter.XYs, 10000)
 	for i := range pts {
 		v := 1e-4 + (1-1e-4)*float64(i)/9999
-		pts[i] = plotter.XY{X: v, Y: v}
+		pts[i] = plotter.XY{X: logRate(v), Y: v}
 	}
 	for _, logY := range []bool{false, true} {
+		if logY {
+			for i := range pts {
+				pts[i].Y = pts[i].X
+			}
+		}
 		got := thin(pts, logY)
 		if len(got) > 1000 || len(got) < 100 || got[0] != pts[0] || got[len(got)-1] != pts[len(pts)-1] {
 			t.Errorf("logY %v: thin kept %d points (%v ... %v)", logY, len(got), got[0], got[len(got)-1])
@@ -130,14 +136,17 @@ func TestThin(t *testing.T) {
 }
 
 func TestDecadeTicks(t *testing.T) {
-	ts := decadeTicks{}.Ticks(1e-4, 1)
+	ts := decadeTicks()
 	var labels []string
 	for _, tk := range ts {
 		if tk.Label != "" {
 			labels = append(labels, tk.Label)
 		}
 	}
-	if got := strings.Join(labels, ","); got != "1e-4,1e-3,1e-2,1e-1,1" || len(ts) != 5+4*8 {
+	if got := strings.Join(labels, ","); got != "1e-4,1e-3,1e-2,1e-1,1" || len(ts) != 5+4*8 || ts[1].Value != math.Log10(2)-4 {
 		t.Errorf("ticks %q, %d in all", got, len(ts))
+	}
+	if math.Abs(logRate(0)+4) > 1e-12 || math.Abs(logRate(1e-2)+2) > 1e-12 || logRate(2) != 0 {
+		t.Error("logRate")
 	}
 }

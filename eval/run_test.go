@@ -140,7 +140,7 @@ func TestVerifyRun(t *testing.T) {
 	}
 	var sum bytes.Buffer
 	if err := v.WriteSummary(&sum); err != nil || !strings.Contains(sum.String(), "images: 160 in") ||
-		!strings.Contains(sum.String(), "detector fake-detector, embedder eval-test 1.0.0); found only after padding: 1") {
+		!strings.Contains(sum.String(), "detector fake-detector, embedder eval-test); found only after padding: 1") {
 		t.Errorf("summary %q, %v", sum.String(), err)
 	}
 

@@ -63,8 +63,9 @@ type Verification struct {
 	Embeddings map[string][]float32 // the others
 	Padded     int                  // faces found only after padding
 	Elapsed    time.Duration        // embedding all images
-	Detector   string
-	Model      string
+	Detector   string // the detection model's name
+	Embedder   string // the embedding model's name
+	Model      string // the embedding model's label, "NAME VERSION"
 }
 
 // Run embeds every image of the pairs once, scores the pairs with the
@@ -87,7 +88,7 @@ func (c VerifyConfig) Run(ctx context.Context) (*Verification, error) {
 	}
 	man := c.Embedder.Manifest()
 	v := &Verification{Pairs: pairs, Images: Images(pairs), Embeddings: map[string][]float32{},
-		Detector: c.Embedder.Detector(), Model: ModelLabel(man)}
+		Detector: c.Embedder.Detector(), Embedder: man.Name, Model: ModelLabel(man)}
 	start := time.Now()
 	res, err := embedAll(ctx, c.Embedder, c.Root, v.Images, c.Progress)
 	if err != nil {
@@ -137,7 +138,7 @@ func embedAll(ctx context.Context, e Embedder, root string, images []string, w i
 func (v *Verification) WriteSummary(w io.Writer) error {
 	n := max(len(v.Images), 1)
 	_, err := fmt.Fprintf(w, "images: %d in %s (%.1f ms/image, detector %s, embedder %s); found only after padding: %d\n",
-		len(v.Images), v.Elapsed.Round(time.Millisecond), float64(v.Elapsed.Milliseconds())/float64(n), v.Detector, v.Model, v.Padded)
+		len(v.Images), v.Elapsed.Round(time.Millisecond), float64(v.Elapsed.Milliseconds())/float64(n), v.Detector, v.Embedder, v.Padded)
 	return err
 }
 
