@@ -63,9 +63,9 @@ type Verification struct {
 	Embeddings map[string][]float32 // the others
 	Padded     int                  // faces found only after padding
 	Elapsed    time.Duration        // embedding all images
-	Detector   string // the detection model's name
-	Embedder   string // the embedding model's name
-	Model      string // the embedding model's label, "NAME VERSION"
+	Detector   string               // the detection model's name
+	Embedder   string               // the embedding model's name
+	Model      string               // the embedding model's label, "NAME VERSION"
 }
 
 // Run embeds every image of the pairs once, scores the pairs with the
