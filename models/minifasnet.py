@@ -123,7 +123,18 @@ RETINAFACE_BOXES = {
 # (offset_x, offset_y) box widths/heights and its width and height scaled by
 # (scale_x, scale_y). Measured by models/minifasnet_boxmap.py (see its
 # docstring and docs/models/minifasnet.md, "Box mapping").
-BOX_MAPPINGS: list[dict] = []
+_BOXMAP_REF = ("median over {n} bona fide faces (every 8th LFW image, celeb5, frec of the shared data) of "
+               "facegate's largest {det} box against the authors' RetinaFace box (Widerface-RetinaFace.caffemodel "
+               "via OpenCV 4.10 dnn, their get_bbox); IQR offset_x [{ox0}, {ox1}], offset_y [{oy0}, {oy1}], "
+               "scale_x [{sx0}, {sx1}], scale_y [{sy0}, {sy1}]. models/minifasnet_boxmap.py")
+BOX_MAPPINGS: list[dict] = [
+    {"detector": "blazeface-short", "offset_x": -0.012, "offset_y": -0.033, "scale_x": 1.008, "scale_y": 1.038,
+     "reference": _BOXMAP_REF.format(n=686, det="blazeface-short", ox0=-0.027, ox1=0.004, oy0=-0.054, oy1=-0.011,
+                                     sx0=0.968, sx1=1.054, sy0=0.995, sy1=1.084)},
+    {"detector": "blazeface-full", "offset_x": -0.005, "offset_y": 0.013, "scale_x": 0.961, "scale_y": 0.986,
+     "reference": _BOXMAP_REF.format(n=678, det="blazeface-full", ox0=-0.042, ox1=0.042, oy0=-0.006, oy1=0.029,
+                                     sx0=0.916, sx1=1.009, sy0=0.948, sy1=1.036)},
+]
 
 
 def weights_path(v: Variant) -> pathlib.Path:
