@@ -95,7 +95,7 @@ lint: venv
 	$(GO) vet ./...
 	@# Gate boxes are often 64-bit Arm: the pure-Go packages (the matcher's
 	@# kernels have an amd64 assembly path and a Go one) must build there too.
-	GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./internal/vec ./enroll/... ./capture/...
+	GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./internal/vec ./enroll/... ./capture/... ./eval ./bench ./bench/matching
 
 clean: $(CLEAN_TARGETS)
 	rm -rf $(BIN) build

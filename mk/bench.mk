@@ -14,8 +14,9 @@
 #                        path against tracked paths over a sweep of thresholds and max frames
 #   make bench-gpu       bench/gpu/run.sh (for a machine with an NVIDIA GPU; not in `make bench`)
 #
-# Not in `make test`: timings are not tests. cmd/facegate/bench_test.go
-# smoke-tests every mode in `go test`.
+# Not in `make test`: timings are not tests. Each mode is a package under
+# bench/ (embed, e2e, matching, memory, tracking) whose tests smoke-test it
+# in `go test`; cmd/facegate/bench.go only parses flags and wires them.
 
 BENCH_OUT      := $(CURDIR)/build/bench
 BENCH_DATA     ?= $(abspath $(CURDIR)/../shared/data)
