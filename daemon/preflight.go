@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,7 +158,9 @@ func Preflight(cfg *Config) error {
 			if _, ok := m.ThresholdFor(cfg.TargetFMR, string(m.Metric)); !ok {
 				var have []string
 				for _, t := range m.Thresholds {
-					have = append(have, fmt.Sprintf("%g", t.FMR))
+					if r := fmt.Sprintf("%g", t.FMR); !slices.Contains(have, r) {
+						have = append(have, r)
+					}
 				}
 				fix := "calibrate it (make calibrate, docs/operations.md)"
 				if len(have) > 0 {

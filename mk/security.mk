@@ -13,6 +13,7 @@ SECURITY_FUZZTIME ?= 30000x
 # package:FuzzTarget, one per decoder of untrusted input.
 SECURITY_FUZZ     := \
 	./daemon/auth:FuzzVerify \
+	./internal/ident:FuzzCheckText \
 	./daemon/auth:FuzzParseKeyRing \
 	./enroll/store:FuzzOpenRecord \
 	./enroll/store:FuzzDecodeTemplate \
