@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"image/jpeg"
 	"io"
 	"net"
 	"os"
@@ -223,13 +224,14 @@ func TestFloods(t *testing.T) {
 	s := newSite(t)
 	d := start(t, s)
 	astro := photoB64(t, "testdata/astronaut.jpg")
+	small := smallJPEG(t, "testdata/astronaut.jpg") // 500 of them fit in 0.1 s
 
 	const n = 500
 	ids := make([]string, n)
 	payloads := make([][]byte, n)
 	chans := make([]chan mqtt.EnrollReply, n)
 	for i := range ids {
-		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("flood%03d", i), Name: "Flood", Images: []string{astro}}
+		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("flood%03d", i), Name: "Flood", Images: []string{small}}
 		payloads[i] = d.signed(r, s.key, time.Now())
 		ids[i] = r.RequestID
 		chans[i] = d.expect(ids[i])
@@ -319,6 +321,23 @@ func TestFloods(t *testing.T) {
 			t.Fatalf("a forged request enrolled someone: %s", p)
 		}
 	}
+}
+
+// smallJPEG re-encodes a photo at low quality, base64.
+func smallJPEG(t *testing.T, rel string) string {
+	t.Helper()
+	f, err := os.Open(repoFile(t, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	jpeg.Encode(&b, img, &jpeg.Options{Quality: 20})
+	return base64.StdEncoding.EncodeToString(b.Bytes())
 }
 
 // TestRestartReplay: a captured add replayed after a delete and a restart
