@@ -335,8 +335,8 @@ func PADCrop(dst []float32, img *imageio.RGB, box detect.Box, scale float64, siz
 // in 1/2048 from float32 source positions, a horizontal pass into ints and
 // a vertical pass that, in the SIMD form x86-64 and Arm builds run, drops 4
 // bits, keeps the high 16 bits of each product and rounds off the last 2.
-// Bit-exact with cv2.resize when shrinking (models/minifasnet.py has the
-// same in numpy, checked against OpenCV 4.10).
+// models/minifasnet.py has the same in numpy, checked against OpenCV 4.10
+// (docs/models/minifasnet.md, "The traps").
 const padResizeOne = 1 << 11
 
 type padTaps struct {

@@ -363,6 +363,8 @@ func BenchmarkPAD(b *testing.B) {
 // p_real thresholds that reject 5 % and 1 % of these bona fide faces
 // (BPCER 5 %, 1 %). FACEGATE_PAD_SURVEY_MAPPING=none scores the detector's
 // boxes unmapped (default: the manifests' mapping for blazeface-short).
+// FACEGATE_PAD_SURVEY_ROOT=<folder> surveys every image under that folder
+// instead (e.g. video frames extracted with ffmpeg).
 // docs/models/minifasnet.md records its output.
 func TestPADBonaFideSurvey(t *testing.T) {
 	out := os.Getenv("FACEGATE_PAD_SURVEY")
@@ -377,14 +379,18 @@ func TestPADBonaFideSurvey(t *testing.T) {
 		}
 		limit = n
 	}
-	root := filepath.Join(infer.TestDataDir(t), "faces")
+	root := os.Getenv("FACEGATE_PAD_SURVEY_ROOT")
+	faces := root == ""
+	if faces {
+		root = filepath.Join(infer.TestDataDir(t), "faces")
+	}
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() || !(strings.HasPrefix(rel, "lfw__") || strings.HasPrefix(rel, "celeb5__") || strings.HasPrefix(rel, "frec__")) {
+		if d.IsDir() || (faces && !(strings.HasPrefix(rel, "lfw__") || strings.HasPrefix(rel, "celeb5__") || strings.HasPrefix(rel, "frec__"))) {
 			return nil
 		}
 		files = append(files, path)
