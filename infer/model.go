@@ -122,7 +122,9 @@ func Load(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	start := time.Now()
+	quiet := quietFirstLoad() // tflog.go
 	saved, err := tf.LoadSavedModel(dir, m.Tags, &tf.SessionOptions{Config: cfg})
+	quiet()
 	if err != nil {
 		return nil, fmt.Errorf("%w: load SavedModel %s with tags %v: %w", ErrModel, dir, m.Tags, err)
 	}
