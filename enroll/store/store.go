@@ -20,6 +20,7 @@ import (
 //	meta/key:<id>        sealed check value, one per key that may seal records
 //	people/<id>          sealed JSON person record
 //	templates/<id>/<seq> sealed template, seq a big-endian uint64
+//	sync/...             replication markers in clear (batch.go)
 const (
 	bucketMeta      = "meta"
 	bucketPeople    = "people"
