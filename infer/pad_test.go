@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -334,23 +333,35 @@ func TestNewPADRejects(t *testing.T) {
 }
 
 // BenchmarkPAD times both models on one face of a 640x480 frame: crop and
-// classify, per face (`go test -run '^$' -bench BenchmarkPAD ./infer`).
+// classify, per face, with 1 and 2 TensorFlow intra-op threads (the daemon
+// runs 1 by default) (`go test -run '^$' -bench BenchmarkPAD ./infer`).
 func BenchmarkPAD(b *testing.B) {
-	p := openPAD(b, infer.PADConfig{})
 	rng := rand.New(rand.NewPCG(3, 4))
 	img := imageio.NewRGB(640, 480)
 	for i := range img.Pix {
 		img.Pix[i] = uint8(rng.IntN(256))
 	}
 	box := detect.Box{X0: 250, Y0: 170, X1: 390, Y1: 330}
-	if _, err := p.Score(img, box); err != nil {
-		b.Fatal(err)
+	dirs := make([]string, len(padModels))
+	for i, n := range padModels {
+		dirs[i] = infer.TestModelDir(b, n)
 	}
-	b.ReportMetric(float64(runtime.NumCPU()), "cpus")
-	for b.Loop() {
-		if _, err := p.Score(img, box); err != nil {
-			b.Fatal(err)
-		}
+	for _, threads := range []int{1, 2} {
+		b.Run("threads="+strconv.Itoa(threads), func(b *testing.B) {
+			p, closeFn, err := infer.OpenPAD(dirs, infer.Options{IntraOpThreads: threads, InterOpThreads: 1, CPUOnly: true}, infer.PADConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeFn()
+			if _, err := p.Score(img, box); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := p.Score(img, box); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
