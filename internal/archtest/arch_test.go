@@ -149,6 +149,7 @@ var pure = map[string][]string{
 	module + "/infer/quality": {"golang.org/x/image/", module + "/infer/imageio"},
 	module + "/infer/track":   {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/detect", module + "/infer/manifest"},
 	module + "/internal/vec":  {"golang.org/x/sys/"},
+	module + "/decision":      {},
 	module + "/site": {"github.com/nats-io/", "github.com/klauspost/compress/", "github.com/minio/highwayhash", "github.com/antithesishq/antithesis-sdk-go/",
 		"go.etcd.io/bbolt", "go.etcd.io/bbolt/", "golang.org/x/crypto/", "golang.org/x/sys/", "golang.org/x/time/", module + "/enroll/store", module + "/internal/ident", module + "/daemon/mqtt/outbox"},
 }
