@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -209,7 +208,10 @@ func TestSequentialFPIRSimulated(t *testing.T) {
 		}
 		peaks[i] = best
 	}
-	v := fitForTest(peaks, frames)
+	v, err := FitVisitModel(peaks, frames, 0.01, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := testCalibration()
 	c.Visits["dlib"] = v
 	for _, tc := range []struct {
@@ -247,24 +249,6 @@ func TestSequentialFPIRSimulated(t *testing.T) {
 		}
 	}
 }
-
-// fitForTest builds a visit model from samples: body at decades, tail
-// from the top 1 %.
-func fitForTest(x []float64, frames int) VisitModel {
-	s := append([]float64(nil), x...)
-	sortDesc(s)
-	at := func(q float64) float64 { return s[int(q*float64(len(s)))] }
-	u := at(0.01)
-	var excess float64
-	n := 0
-	for _, y := range s[:int(0.01*float64(len(s)))] {
-		excess += y - u
-		n++
-	}
-	return VisitModel{MaxFrames: frames, Samples: len(s), Body: []TailPoint{{0.5, at(0.5)}, {0.1, at(0.1)}}, TailExceed: 0.01, TailLogit: u, TailScale: excess / float64(n), Margin: 0}
-}
-
-func sortDesc(s []float64) { sort.Sort(sort.Reverse(sort.Float64Slice(s))) }
 
 func TestEvidenceWeightedMeanAndFloor(t *testing.T) {
 	var e Evidence
@@ -340,5 +324,32 @@ func TestRuleOutcomes(t *testing.T) {
 	}
 	if s := Outcome(7).String(); !strings.Contains(s, "7") || Granted.String() != "granted" {
 		t.Errorf("String: %q %q", s, Granted.String())
+	}
+}
+
+func TestFitVisitModelExponential(t *testing.T) {
+	// Exponential samples: the fit must recover P(x >= t) = e^{-t}.
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float64, 200000)
+	for i := range x {
+		x[i] = rng.ExpFloat64()
+	}
+	v, err := FitVisitModel(x, 2, 1e-3, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []float64{0.1, 1e-3, 1e-6} {
+		if got, want := v.Quantile(q), -math.Log(q); math.Abs(got-want) > 0.1*want+0.05 {
+			t.Errorf("quantile at %g = %v, want %v", q, got, want)
+		}
+	}
+	if v.MaxFrames != 2 || v.Margin != 0.5 || v.Samples != len(x) {
+		t.Errorf("model %+v", v)
+	}
+	if _, err := FitVisitModel(x[:1000], 2, 1e-3, 0); err == nil {
+		t.Error("fit with 1 tail sample accepted")
+	}
+	if _, err := FitVisitModel(append(x[:60000:60000], math.NaN()), 2, 1e-2, 0); err == nil {
+		t.Error("NaN accepted")
 	}
 }
