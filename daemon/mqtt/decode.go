@@ -203,6 +203,9 @@ func validateFields(s Signed) error {
 		if err := checkID("subject_id", r.SubjectID, r.Op != OpList); err != nil {
 			return err
 		}
+		if err := checkFaceChoices(r.Faces, len(r.Images)); err != nil {
+			return err
+		}
 		return checkText("name", r.Name, maxNameLen)
 	case *Claim:
 		if err := checkID("request_id", r.RequestID, true); err != nil {
@@ -219,6 +222,43 @@ func validateFields(s Signed) error {
 		return checkText("note", r.Note, maxNoteLen)
 	}
 	return nil
+}
+
+func checkFaceChoices(fs []FaceChoice, images int) error {
+	seen := map[int]bool{}
+	for _, f := range fs {
+		switch {
+		case f.Image < 0 || f.Image >= images:
+			return badRequest("faces", "image %d: the request has %d images", f.Image, images)
+		case seen[f.Image]:
+			return badRequest("faces", "image %d chosen twice", f.Image)
+		case (f.Index == nil) == (f.Box == nil):
+			return badRequest("faces", "image %d: give an index or a box", f.Image)
+		case f.Index != nil && (*f.Index < 0 || *f.Index > 63):
+			return badRequest("faces", "image %d: index must be 0..63", f.Image)
+		case f.Box != nil && (f.Box.W <= 0 || f.Box.H <= 0 || f.Box.X < -100000 || f.Box.Y < -100000 || f.Box.X > 100000 || f.Box.Y > 100000 || f.Box.W > 100000 || f.Box.H > 100000):
+			return badRequest("faces", "image %d: box needs a positive width and height", f.Image)
+		}
+		seen[f.Image] = true
+	}
+	return nil
+}
+
+// canonicalFaces encodes face choices for the signed body:
+// "<image>=<index>" or "<image>=<x>,<y>,<w>,<h>", joined by ";".
+func canonicalFaces(fs []FaceChoice) string {
+	var parts []string
+	for _, f := range fs {
+		switch {
+		case f.Index != nil:
+			parts = append(parts, strconv.Itoa(f.Image)+"="+strconv.Itoa(*f.Index))
+		case f.Box != nil:
+			parts = append(parts, fmt.Sprintf("%d=%d,%d,%d,%d", f.Image, f.Box.X, f.Box.Y, f.Box.W, f.Box.H))
+		default:
+			parts = append(parts, strconv.Itoa(f.Image)+"=")
+		}
+	}
+	return strings.Join(parts, ";")
 }
 
 // DecodeClaim parses and validates a claim.
@@ -336,6 +376,12 @@ func DecodeEnrollRequest(payload []byte, lim Limits) (*EnrollRequest, error) {
 	if r.Op != OpAdd && r.Op != OpReplace && r.Op != OpEnrollFromCamera && r.Name != "" {
 		return nil, badRequest("name", "only for add, replace and enroll_from_camera")
 	}
+	if err := checkFaceChoices(r.Faces, len(r.Images)); err != nil {
+		return nil, err
+	}
+	if r.Force && !wantImages && r.Op != OpEnrollFromCamera {
+		return nil, badRequest("force", "only for add, replace, add_images and enroll_from_camera")
+	}
 	r.decoded = make([][]byte, 0, len(r.Images))
 	for i, s := range r.Images {
 		b, err := decodeImage(s, lim)
@@ -425,15 +471,24 @@ func (r *EnrollRequest) CanonicalBody(deviceID string) []byte {
 		}
 		hashes[i] = hex.EncodeToString(sum[:])
 	}
-	return body(
-		auth.BodyField{Name: "device_id", Value: deviceID},
-		auth.BodyField{Name: "request_id", Value: r.RequestID},
-		auth.BodyField{Name: "op", Value: string(r.Op)},
-		auth.BodyField{Name: "subject_id", Value: r.SubjectID},
-		auth.BodyField{Name: "name", Value: r.Name},
-		auth.BodyField{Name: "frames", Value: strconv.Itoa(r.Frames)},
-		auth.BodyField{Name: "images", Value: strings.Join(hashes, ",")},
-	)
+	fields := []auth.BodyField{
+		{Name: "device_id", Value: deviceID},
+		{Name: "request_id", Value: r.RequestID},
+		{Name: "op", Value: string(r.Op)},
+		{Name: "subject_id", Value: r.SubjectID},
+		{Name: "name", Value: r.Name},
+		{Name: "frames", Value: strconv.Itoa(r.Frames)},
+		{Name: "images", Value: strings.Join(hashes, ",")},
+	}
+	// Fields added later are appended only when present, so that requests
+	// without them keep the signatures older clients compute.
+	if len(r.Faces) > 0 {
+		fields = append(fields, auth.BodyField{Name: "faces", Value: canonicalFaces(r.Faces)})
+	}
+	if r.Force {
+		fields = append(fields, auth.BodyField{Name: "force", Value: "true"})
+	}
+	return body(fields...)
 }
 
 // Operation implements Signed: "claim".

@@ -15,16 +15,20 @@ const (
 type Decision string
 
 // Decisions. Unknown means a face was seen but matched nobody (1:N), or a
-// verification could not be completed (see Event.Reason).
+// verification could not be completed (see Event.Reason). Ambiguous means
+// a 1:N visit's best identity cleared the threshold without beating the
+// second-best by the calibrated margin: nobody is let in, and
+// Event.Candidates names both.
 const (
-	DecisionGranted Decision = "granted"
-	DecisionDenied  Decision = "denied"
-	DecisionUnknown Decision = "unknown"
+	DecisionGranted   Decision = "granted"
+	DecisionDenied    Decision = "denied"
+	DecisionUnknown   Decision = "unknown"
+	DecisionAmbiguous Decision = "ambiguous"
 )
 
 // Valid reports whether d is one of the defined decisions.
 func (d Decision) Valid() bool {
-	return d == DecisionGranted || d == DecisionDenied || d == DecisionUnknown
+	return d == DecisionGranted || d == DecisionDenied || d == DecisionUnknown || d == DecisionAmbiguous
 }
 
 // Mode is the verification mode: 1:1 (a claimed identity) or 1:N
@@ -75,20 +79,78 @@ type Event struct {
 	Mode    Mode     `json:"mode"`
 	ClaimID string   `json:"claim_id,omitempty"`
 	Subject *Subject `json:"subject,omitempty"`
-	// Score is the model's match score; HigherIsMatch gives its direction
-	// (true for a probability or cosine similarity, false for a distance).
+	// Score is the match score; HigherIsMatch gives its direction (true
+	// for a probability, logit or cosine similarity, false for a
+	// distance). 1:N: the visit's fused evidence for the subject (or best
+	// candidate), a logit of "same person" aggregated over the visit's
+	// frames, against Threshold, the per-visit threshold for GallerySize
+	// and TargetFPIR. 1:1: the first tower's score against its
+	// per-comparison threshold.
 	Score         float64 `json:"score"`
 	Threshold     float64 `json:"threshold"`
 	HigherIsMatch bool    `json:"higher_is_match"`
-	// ThresholdFMR is the false-match rate the threshold was calibrated for.
-	ThresholdFMR float64  `json:"threshold_fmr"`
-	Face         *Box     `json:"face,omitempty"`
-	Quality      *float64 `json:"quality,omitempty"`
-	LatencyMS    float64  `json:"latency_ms"`
-	Model        ModelRef `json:"model"`
+	// ThresholdFMR is the false-match rate per comparison the threshold was
+	// calibrated for (1:1); 0 on 1:N events, whose threshold is per visit
+	// (TargetFPIR).
+	ThresholdFMR float64 `json:"threshold_fmr"`
+	// GallerySize is the number of people enrolled the threshold was set
+	// for and TargetFPIR the false-positive identification rate per visit
+	// it targets (1:N only).
+	GallerySize *int    `json:"gallery_size,omitempty"`
+	TargetFPIR  float64 `json:"target_fpir,omitempty"`
+	// Margin is the subject's (best candidate's) lead in fused logit over
+	// the second-best identity, RequiredMargin what a grant needs (1:N;
+	// Margin absent with a single candidate).
+	Margin         *float64 `json:"margin,omitempty"`
+	RequiredMargin *float64 `json:"required_margin,omitempty"`
+	// Towers are each embedder's score behind Score, for the subject (or
+	// best candidate): a quality-weighted mean over the visit's frames.
+	Towers []TowerScore `json:"towers,omitempty"`
+	// Candidates are the two closest identities of an ambiguous decision.
+	Candidates []Candidate `json:"candidates,omitempty"`
+	// Visit is the 1:N decision's visit.
+	Visit     *Visit   `json:"visit,omitempty"`
+	Face      *Box     `json:"face,omitempty"`
+	Quality   *float64 `json:"quality,omitempty"`
+	LatencyMS float64  `json:"latency_ms"`
+	Model     ModelRef `json:"model"`
 	// Image is the aligned face crop as base64 JPEG; only present when the
 	// operator enabled images in events (off by default).
 	Image string `json:"image,omitempty"`
+}
+
+// TowerScore is one embedder's raw score: a distance or a cosine
+// similarity, as HigherIsMatch says.
+type TowerScore struct {
+	Model         string  `json:"model"`
+	Score         float64 `json:"score"`
+	HigherIsMatch bool    `json:"higher_is_match"`
+}
+
+// Candidate is an identity considered by a decision, with its fused
+// visit score (a logit, higher is more alike).
+type Candidate struct {
+	ID     string       `json:"id"`
+	Name   string       `json:"name,omitempty"`
+	Score  float64      `json:"score"`
+	Towers []TowerScore `json:"towers,omitempty"`
+}
+
+// Visit is one face at the door from its appearance to its disappearance,
+// as far as a 1:N decision saw it.
+type Visit struct {
+	ID uint64 `json:"id"`
+	// Frames is how many frames passed the quality gate and make up the
+	// evidence; FramesSeen how many showed the face.
+	Frames     int `json:"frames"`
+	FramesSeen int `json:"frames_seen"`
+	// DecisionMS is the time from the capture of its first good frame to
+	// the decision's event (the door's response time).
+	DecisionMS float64 `json:"decision_ms"`
+	// End says why an undecided visit ended: gone (the face left), moved
+	// (another face took its place), timeout; absent when decided while the
+	// face was there.
+	End string `json:"end,omitempty"`
 }
 
 // Histogram is a fixed-bucket histogram: Counts[i] counts values in
@@ -229,12 +291,15 @@ const (
 	OpDelete           EnrollOp = "delete"
 	OpList             EnrollOp = "list"
 	OpEnrollFromCamera EnrollOp = "enroll_from_camera"
+	// OpGet returns what is stored about one person (no embeddings): the
+	// privacy export.
+	OpGet EnrollOp = "get"
 )
 
 // Valid reports whether o is a defined operation.
 func (o EnrollOp) Valid() bool {
 	switch o {
-	case OpAdd, OpReplace, OpAddImages, OpDelete, OpList, OpEnrollFromCamera:
+	case OpAdd, OpReplace, OpAddImages, OpDelete, OpList, OpEnrollFromCamera, OpGet:
 		return true
 	}
 	return false
@@ -252,10 +317,28 @@ type EnrollRequest struct {
 	// Frames is K, the number of good camera frames to use for
 	// enroll_from_camera (1..5).
 	Frames int `json:"frames,omitempty"`
+	// Faces chooses the face to enrol in an image where the automatic
+	// choice was refused as ambiguous (several_faces): by the index of the
+	// reply's faces list or by a box. At most one choice per image.
+	Faces []FaceChoice `json:"faces,omitempty"`
+	// Force enrols even when a photo's face matches another enrolled
+	// person (duplicate) or the photos do not match each other or the
+	// person's enrolled photos (conflict); the gate logs it as an audit
+	// entry with the key id.
+	Force bool `json:"force,omitempty"`
 	Auth
 
 	// decoded holds the decoded image bytes, filled by DecodeEnrollRequest.
 	decoded [][]byte
+}
+
+// FaceChoice names the face to enrol in image Image: Index into the
+// reply's faces list of that image (most prominent first), or the face
+// overlapping Box best.
+type FaceChoice struct {
+	Image int  `json:"image"`
+	Index *int `json:"index,omitempty"`
+	Box   *Box `json:"box,omitempty"`
 }
 
 // ImageData returns the decoded image files (JPEG or PNG bytes), in
@@ -290,13 +373,20 @@ const (
 	CodeBusy           Code = "busy"
 	CodeTimeout        Code = "timeout"
 	CodeInternal       Code = "internal"
+	// CodeDuplicate: a photo's face matches another enrolled person above
+	// the 1:1 threshold (one person under two ids); force overrides.
+	CodeDuplicate Code = "duplicate"
+	// CodeConflict: the photos do not match each other, or a photo added
+	// to a person does not match their enrolled photos (two people under
+	// one id); force overrides.
+	CodeConflict Code = "conflict"
 )
 
 // Codes lists every reply code (the schema's enum).
 var Codes = []Code{
 	CodeNoFace, CodeSeveralFaces, CodeLowQuality, CodeTooLarge, CodeBadFormat,
 	CodeUnknownSubject, CodeSubjectExists, CodeUnauthorised, CodeReplay,
-	CodeBadRequest, CodeBusy, CodeTimeout, CodeInternal,
+	CodeBadRequest, CodeBusy, CodeTimeout, CodeInternal, CodeDuplicate, CodeConflict,
 }
 
 // Person is one entry of a list reply.
@@ -304,6 +394,53 @@ type Person struct {
 	ID        string `json:"id"`
 	Name      string `json:"name,omitempty"`
 	Templates int    `json:"templates"`
+	// Photos are the sha256 (lowercase hex) of the photo files the person
+	// was enrolled from: a bulk import skips a person enrolled from the
+	// same photos.
+	Photos []string `json:"photos,omitempty"`
+}
+
+// FaceFound is one face in an enrollment photo, as a reply lists them
+// (most prominent first) so that an operator can choose one.
+type FaceFound struct {
+	Box        Box     `json:"box"`
+	Prominence float64 `json:"prominence"`
+}
+
+// PhotoReport is the gate's judgement of one enrollment photo.
+type PhotoReport struct {
+	Index int `json:"index"`
+	// Verdict: accepted, borderline (accepted with a warning) or refused.
+	Verdict string `json:"verdict"`
+	// Quality is 1 when every measure is within its accept limit, 0 when
+	// one is past its refuse limit (docs/enrollment.md).
+	Quality float64     `json:"quality"`
+	Reasons []string    `json:"reasons,omitempty"`
+	Faces   []FaceFound `json:"faces,omitempty"`
+	Chosen  *int        `json:"chosen,omitempty"`
+	SHA256  string      `json:"sha256,omitempty"`
+}
+
+// StoredPhoto is what the gate keeps about one enrollment photo (never the
+// photo itself).
+type StoredPhoto struct {
+	SHA256  string    `json:"sha256"`
+	Verdict string    `json:"verdict,omitempty"`
+	Quality float64   `json:"quality"`
+	Added   time.Time `json:"added"`
+}
+
+// PersonRecord is everything stored about a person except the embeddings
+// (op get): the privacy export.
+type PersonRecord struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name,omitempty"`
+	Created   time.Time     `json:"created"`
+	Updated   time.Time     `json:"updated"`
+	Templates int           `json:"templates"`
+	Models    []string      `json:"models,omitempty"`
+	Source    string        `json:"source,omitempty"` // kind, key id and request id of the last change
+	Photos    []StoredPhoto `json:"photos,omitempty"`
 }
 
 // EnrollReply answers an EnrollRequest on `enroll/reply/<request_id>`.
@@ -315,11 +452,18 @@ type EnrollReply struct {
 	Message   string      `json:"message,omitempty"`
 	// ImageIndex is the 0-based index of the image a per-image error
 	// (no_face, several_faces, low_quality, bad_format, too_large) is about.
-	ImageIndex *int      `json:"image_index,omitempty"`
-	SubjectID  string    `json:"subject_id,omitempty"`
-	Templates  int       `json:"templates,omitempty"`
-	People     []Person  `json:"people,omitempty"`
-	Time       time.Time `json:"time"`
+	ImageIndex *int     `json:"image_index,omitempty"`
+	SubjectID  string   `json:"subject_id,omitempty"`
+	Templates  int      `json:"templates,omitempty"`
+	People     []Person `json:"people,omitempty"`
+	// Photos judges each photo of the request; Warnings repeat, in words,
+	// why borderline photos were accepted.
+	Photos   []PhotoReport `json:"photos,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	// ConflictWith names the enrolled person a duplicate matched.
+	ConflictWith string        `json:"conflict_with,omitempty"`
+	Person       *PersonRecord `json:"person,omitempty"`
+	Time         time.Time     `json:"time"`
 }
 
 // Feedback is an operator's verdict on a published event.
