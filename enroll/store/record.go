@@ -55,6 +55,19 @@ type Source struct {
 	Note      string `json:"note,omitempty"`
 }
 
+// Photo is what is kept about one enrollment photo: never the photo,
+// only its sha256 (so that a bulk import can tell the same photo again),
+// the gate's verdict on it and its quality score (docs/enrollment.md).
+type Photo struct {
+	SHA256  string    `json:"sha256"`
+	Verdict string    `json:"verdict,omitempty"`
+	Quality float64   `json:"quality"`
+	Added   time.Time `json:"added"`
+}
+
+// MaxPhotos bounds the photo records of one person.
+const MaxPhotos = MaxTemplates
+
 // Person is an enrolled subject.
 type Person struct {
 	ID          string // 1-128 bytes of UTF-8 without control characters; stored in clear
@@ -66,6 +79,8 @@ type Person struct {
 	Templates []Template
 	// NumTemplates is maintained by the store (read only).
 	NumTemplates int
+	// Photos describe the photos the templates came from, in order.
+	Photos []Photo
 }
 
 // personRecord is the encrypted JSON form of a Person without templates.
@@ -76,6 +91,7 @@ type personRecord struct {
 	Updated      time.Time `json:"updated"`
 	Source       Source    `json:"source"`
 	NumTemplates int       `json:"num_templates"`
+	Photos       []Photo   `json:"photos,omitempty"`
 }
 
 func validateID(id string) error {
@@ -101,6 +117,9 @@ func validatePerson(p *Person) error {
 	}
 	if err := ident.CheckText(p.DisplayName, MaxNameLen); err != nil {
 		return fmt.Errorf("%w: person %q: display name: %v", ErrInvalid, p.ID, err)
+	}
+	if len(p.Photos) > MaxPhotos {
+		return fmt.Errorf("%w: person %q: %d photos, at most %d", ErrInvalid, p.ID, len(p.Photos), MaxPhotos)
 	}
 	if len(p.Templates) > MaxTemplates {
 		return fmt.Errorf("%w: person %q: %d templates, at most %d", ErrInvalid, p.ID, len(p.Templates), MaxTemplates)

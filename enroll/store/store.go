@@ -219,7 +219,7 @@ func (s *Store) PutAll(people ...Person) error {
 }
 
 func (s *Store) putTx(tx *bolt.Tx, p Person, now time.Time) error {
-	rec := personRecord{ID: p.ID, DisplayName: p.DisplayName, Created: p.Created.UTC(), Updated: now, Source: p.Source}
+	rec := personRecord{ID: p.ID, DisplayName: p.DisplayName, Created: p.Created.UTC(), Updated: now, Source: p.Source, Photos: p.Photos}
 	if old, err := s.getRecord(tx, p.ID); err == nil {
 		rec.Created = old.Created
 	} else if !errors.Is(err, ErrNotFound) {
@@ -308,6 +308,12 @@ func (s *Store) openRecord(id string, sealed []byte) (personRecord, error) {
 // absent) and updates the person's count and Updated time, in one
 // transaction.
 func (s *Store) AddTemplates(id string, ts ...Template) error {
+	return s.AddPhotos(id, nil, ts...)
+}
+
+// AddPhotos is AddTemplates that also records the photos the templates
+// came from, in the same transaction.
+func (s *Store) AddPhotos(id string, photos []Photo, ts ...Template) error {
 	if err := validateID(id); err != nil {
 		return fmt.Errorf("add templates: %w", err)
 	}
@@ -332,6 +338,10 @@ func (s *Store) AddTemplates(id string, ts ...Template) error {
 		if err := s.appendTemplates(pb, id, ts, now); err != nil {
 			return err
 		}
+		if len(rec.Photos)+len(photos) > MaxPhotos {
+			return fmt.Errorf("%w: person %q would have %d photos, at most %d", ErrInvalid, id, len(rec.Photos)+len(photos), MaxPhotos)
+		}
+		rec.Photos = append(rec.Photos, photos...)
 		rec.NumTemplates += len(ts)
 		rec.Updated = now
 		return s.putRecord(tx, rec)
@@ -418,7 +428,7 @@ func (s *Store) loadPerson(tx *bolt.Tx, rec personRecord) (Person, error) {
 func personFromRecord(rec personRecord) Person {
 	return Person{
 		ID: rec.ID, DisplayName: rec.DisplayName, Created: rec.Created, Updated: rec.Updated,
-		Source: rec.Source, NumTemplates: rec.NumTemplates,
+		Source: rec.Source, NumTemplates: rec.NumTemplates, Photos: rec.Photos,
 	}
 }
 
