@@ -147,6 +147,7 @@ var pure = map[string][]string{
 	module + "/infer/imageio": {"golang.org/x/image/"},
 	module + "/infer/align":   {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/manifest"},
 	module + "/infer/quality": {"golang.org/x/image/", module + "/infer/imageio"},
+	module + "/pad/challenge": {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/quality"},
 	module + "/infer/track":   {"golang.org/x/image/", module + "/infer/imageio", module + "/infer/detect", module + "/infer/manifest"},
 	module + "/internal/vec":  {"golang.org/x/sys/"},
 	module + "/decision":      {},
@@ -193,7 +194,7 @@ func TestCgoOnlyInInfer(t *testing.T) {
 		}
 	}
 	// A trailing "/..." builds a whole tree, else the one package.
-	for _, pattern := range []string{"capture/...", "enroll/...", "infer/manifest/...", "infer/detect/...", "infer/imageio/...", "infer/align/...", "infer/quality/...", "infer/track/...", "internal/vec/...", "daemon/sdnotify/...", "daemon/auth/...", "daemon/mqtt/...", "eval", "bench", "bench/matching/..."} {
+	for _, pattern := range []string{"capture/...", "enroll/...", "infer/manifest/...", "infer/detect/...", "infer/imageio/...", "infer/align/...", "infer/quality/...", "infer/track/...", "pad/challenge/...", "internal/vec/...", "daemon/sdnotify/...", "daemon/auth/...", "daemon/mqtt/...", "eval", "bench", "bench/matching/..."} {
 		prefix := strings.TrimSuffix(pattern, "/...")
 		dir := filepath.Join(repoRoot(t), prefix)
 		if _, err := os.Stat(dir); err != nil {
