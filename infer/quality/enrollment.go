@@ -31,11 +31,11 @@ type EnrollmentLimits struct {
 // FMR 1e-3 threshold of dlib-resnet-v1): see docs/enrollment.md.
 func DefaultEnrollmentLimits() EnrollmentLimits {
 	return EnrollmentLimits{
-		Refuse: Thresholds{MinInterOcular: 18, MinSharpness: 6, MaxYaw: 45, MaxPitch: 40, MaxRoll: 45,
+		Refuse: Thresholds{MinInterOcular: 10, MinSharpness: 2.5, MaxYaw: 60, MaxPitch: 45, MaxRoll: 40,
 			MinMeanLuma: 25, MaxMeanLuma: 235, MaxClipped: 0.5},
-		Accept: Thresholds{MinInterOcular: 28, MinSharpness: 15, MaxYaw: 30, MaxPitch: 25, MaxRoll: 30,
+		Accept: Thresholds{MinInterOcular: 14, MinSharpness: 8, MaxYaw: 45, MaxPitch: 30, MaxRoll: 20,
 			MinMeanLuma: 45, MaxMeanLuma: 215, MaxClipped: 0.25},
-		MinDetScore: 0.6, AcceptDetScore: 0.75,
+		MinDetScore: 0.75, AcceptDetScore: 0.88,
 	}
 }
 
