@@ -33,6 +33,7 @@ const (
 // enroll/request operations) to the gallery operation it may authorise.
 var requestOps = map[string]Op{
 	"add":                OpEnrol,
+	"replace":            OpEnrol,
 	"enroll_from_camera": OpEnrol,
 	"add_images":         OpAdd,
 	"delete":             OpRemove,
