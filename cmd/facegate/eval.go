@@ -39,6 +39,8 @@ func cmdEval(ctx context.Context, args []string, stdout io.Writer) error {
 	source := fs.String("source", "", "with -identify: only identity folders starting with this prefix (e.g. celeb5__)")
 	ks := []int{1, 3, 5}
 	fs.Var(intList{&ks}, "k", "with -identify: enrolment sizes")
+	var fusion fusionFlags
+	fusion.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: facegate eval -pairs FILE -root DIR [flags]\n       facegate eval -identify -root DIR [-source PREFIX] [flags]\n       facegate eval -scores-in FILE [-label NAME] [flags]\n       facegate eval -plot-from A.json,B.json -plot OUT.svg")
 		fs.PrintDefaults()
@@ -65,6 +67,8 @@ func cmdEval(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return rep.Save(eval.Outputs{JSON: out.JSON, Plot: out.Plot})
+	case fusion.on && *root != "":
+		return runFusion(ctx, &fusion, mf, *root, args, stdout)
 	case *root == "" || (*pairsFile == "" && !*identify):
 		fs.Usage()
 		return errUsage

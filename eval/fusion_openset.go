@@ -1,0 +1,413 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	"github.com/facegate/facegate/decision"
+)
+
+// OpenSetResult is open-set 1:N per visit for one subset of towers and
+// one gallery size, pooled over the random galleries of both folds.
+type OpenSetResult struct {
+	Towers string `json:"towers"`
+	N      int    `json:"gallery_size"`
+	Trials int    `json:"galleries"`
+	// Mated visits: someone enrolled from one photo, shown up to MaxFrames
+	// other photos. Non-mated: someone not enrolled.
+	Mated    int `json:"mated_visits"`
+	NonMated int `json:"non_mated_visits"`
+	// NonMatedMulti: non-mated visits with more than one frame.
+	NonMatedMulti int `json:"non_mated_multi_frame_visits"`
+	// At the calibrated rule, per target FPIR.
+	Calibrated []CalibratedPoint `json:"calibrated"`
+	// FNIR at FPIR with the threshold swept on the test visits (as FRVT).
+	Swept []SweptPoint `json:"swept"`
+	DET   []DETPoint   `json:"det"`
+}
+
+// CalibratedPoint is what the decision package's rule did at the
+// threshold the calibration gives for a target FPIR.
+type CalibratedPoint struct {
+	Target float64 `json:"target_fpir"`
+	// Thresholds used, one per fold (each calibrated on the other half of
+	// the identities).
+	Thresholds  []float64 `json:"thresholds"`
+	FalseGrants int       `json:"false_grants"` // non-mated visits granted
+	FPIR        float64   `json:"fpir"`
+	// FNIR: mated visits not granted to their own identity.
+	FNIR float64 `json:"fnir"`
+	// WrongGrants: mated visits granted to someone else.
+	WrongGrants int `json:"wrong_grants"`
+	// Ambiguous: mated visits ended ambiguous.
+	Ambiguous int `json:"ambiguous"`
+	// MeanFrames: frames seen before a correct grant, on average.
+	MeanFrames float64 `json:"mean_frames_to_grant"`
+}
+
+// SweptPoint is FNIR at a target FPIR, threshold chosen on the test
+// visits themselves.
+type SweptPoint struct {
+	Target    float64 `json:"target_fpir"`
+	Threshold float64 `json:"threshold"`
+	FPIR      float64 `json:"fpir"`
+	FNIR      float64 `json:"fnir"`
+}
+
+// DETPoint is one threshold of the identification DET curve.
+type DETPoint struct {
+	Threshold float64 `json:"threshold"`
+	FPIR      float64 `json:"fpir"`
+	FNIR      float64 `json:"fnir"`
+}
+
+// visit is one recorded visit: its looks and the truth.
+type visit struct {
+	looks []decision.Look
+	mated bool
+	truth string
+	fold  int
+}
+
+// openCtx holds what the 1:N evaluation shares: one enrolment photo
+// (template) per identity and each tower's raw score of every image
+// against every template.
+type openCtx struct {
+	d        *fusionData
+	fit      *fusionFit
+	tmpl     []int
+	raw      [][]float32 // [tower][img*ids+id]
+	nIDs     int
+	frames   int
+	tailExc  float64
+	marginQ  float64
+	logCfg   func(string, ...any)
+	calTrgtN int
+}
+
+func (o *openCtx) logit(key, img, id int) float64 {
+	return o.fit.logit(key, func(t int) float64 { return float64(o.raw[t][img*o.nIDs+id]) })
+}
+
+// run feeds a visit's frames against the gallery ids to the decision
+// package's Evidence and returns the look after each frame.
+func (o *openCtx) run(key int, frames []int, gallery []int) ([]decision.Look, error) {
+	var e decision.Evidence
+	looks := make([]decision.Look, 0, len(frames))
+	cands := make([]decision.Candidate, len(gallery))
+	for _, img := range frames {
+		for i, id := range gallery {
+			cands[i] = decision.Candidate{ID: o.d.names[id], Logit: o.logit(key, img, id)}
+		}
+		if err := e.Add(decision.Frame{Quality: 1, Candidates: cands}); err != nil {
+			return nil, err
+		}
+		looks = append(looks, e.Look())
+	}
+	return looks, nil
+}
+
+func pick(rng *rand.Rand, imgs []int, exclude, n int) []int {
+	var s []int
+	for _, i := range imgs {
+		if i != exclude {
+			s = append(s, i)
+		}
+	}
+	rng.Shuffle(len(s), func(a, b int) { s[a], s[b] = s[b], s[a] })
+	return s[:min(n, len(s))]
+}
+
+// calibrate fits the visit model and margin of one subset on the given
+// identities: non-mated visits (3 per person with two or more photos, all
+// their photos eligible) against every other identity's template give the
+// peak evidence samples; mated visits against every template give the
+// margin.
+func (o *openCtx) calibrate(key int, ids []int, rng *rand.Rand) (decision.VisitModel, int, error) {
+	var peaks []float64
+	all := make([]int, o.nIDs)
+	for i := range all {
+		all[i] = i
+	}
+	for _, p := range ids {
+		imgs := o.d.byID[p]
+		if len(imgs) < 2 {
+			continue
+		}
+		others := make([]int, 0, o.nIDs-1)
+		for _, id := range all {
+			if id != p {
+				others = append(others, id)
+			}
+		}
+		for range 3 {
+			frames := pick(rng, imgs, -1, o.frames)
+			var e decision.Evidence
+			peak := make([]float64, len(others))
+			for i := range peak {
+				peak[i] = math.Inf(-1)
+			}
+			cands := make([]decision.Candidate, len(others))
+			for _, img := range frames {
+				for i, id := range others {
+					cands[i] = decision.Candidate{ID: o.d.names[id], Logit: o.logit(key, img, id)}
+				}
+				if err := e.Add(decision.Frame{Quality: 1, Candidates: cands}); err != nil {
+					return decision.VisitModel{}, 0, err
+				}
+				for i, id := range others {
+					s, _ := e.Score(o.d.names[id])
+					peak[i] = math.Max(peak[i], s)
+				}
+			}
+			peaks = append(peaks, peak...)
+		}
+	}
+	v, err := decision.FitVisitModel(peaks, o.frames, o.tailExc, 0)
+	if err != nil {
+		return v, 0, err
+	}
+	// Margin: the margins of correct grants at the threshold for N = 1,000
+	// and FPIR 1e-3; the margin may cost MarginCost of them.
+	th := v.Quantile(decision.PerIdentity(o.calTrgtN, 1e-3))
+	rule := decision.Rule{Threshold: th, MaxFrames: o.frames}
+	var margins []float64
+	wrong := 0
+	for _, p := range ids {
+		imgs := o.d.byID[p]
+		if len(imgs) < 2 {
+			continue
+		}
+		looks, err := o.run(key, pick(rng, imgs, o.tmpl[p], o.frames), all)
+		if err != nil {
+			return v, 0, err
+		}
+		dd := rule.First(looks)
+		switch {
+		case dd.Outcome != decision.Granted:
+		case dd.Best.ID == o.d.names[p]:
+			margins = append(margins, dd.Margin())
+		default:
+			wrong++
+		}
+	}
+	if len(margins) == 0 {
+		return v, wrong, errors.New("fusion: no correct grant to calibrate the margin on")
+	}
+	sort.Float64s(margins)
+	v.Margin = math.Max(0, margins[int(o.marginQ*float64(len(margins)))])
+	return v, wrong, v.Validate()
+}
+
+func half(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % 2)
+}
+
+// openSet runs the 1:N evaluation with two folds of identities (each half
+// calibrates, the other is tested) and fits the final calibration on all
+// identities.
+func (c FusionConfig) openSet(ctx context.Context, d *fusionData, fit *fusionFit) ([]OpenSetResult, *decision.Calibration, error) {
+	rng := rand.New(rand.NewPCG(c.Seed, 2))
+	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes)}
+	o.tmpl = make([]int, o.nIDs)
+	for id, imgs := range d.byID {
+		o.tmpl[id] = imgs[rng.IntN(len(imgs))]
+	}
+	o.raw = make([][]float32, len(d.towers))
+	for t := range d.towers {
+		r := make([]float32, len(d.imgs)*o.nIDs)
+		for img := range d.imgs {
+			for id := range o.nIDs {
+				r[img*o.nIDs+id] = float32(d.raw(t, img, o.tmpl[id]))
+			}
+		}
+		o.raw[t] = r
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.Log("fusion: 1:N: %d identities, score matrix done", o.nIDs)
+	halves := [2][]int{}
+	for id, n := range d.names {
+		halves[half(n)] = append(halves[half(n)], id)
+	}
+	var results []OpenSetResult
+	cal := &decision.Calibration{Version: decision.Version, Towers: fit.towers, Heads: fit.heads, Visits: map[string]decision.VisitModel{}}
+	for key := range fit.keys {
+		// Calibrate on each half.
+		var models [2]decision.VisitModel
+		for f := range 2 {
+			v, wrong, err := o.calibrate(key, halves[1-f], rng)
+			if err != nil {
+				return nil, nil, fmt.Errorf("fusion: calibrate %s on half %d: %w", fit.keys[key], 2-f, err)
+			}
+			models[f] = v
+			c.Log("fusion: %s fold %d: visit model from %d samples, tail scale %.3f, margin %.3f (%d wrong grants at calibration)", fit.keys[key], f+1, v.Samples, v.TailScale, v.Margin, wrong)
+		}
+		for _, n := range c.Sizes {
+			var visits []visit
+			for f := range 2 {
+				test, other := halves[f], halves[1-f]
+				var multi []int
+				for _, id := range test {
+					if len(d.byID[id]) >= 2 {
+						multi = append(multi, id)
+					}
+				}
+				for range c.Trials {
+					rng.Shuffle(len(multi), func(a, b int) { multi[a], multi[b] = multi[b], multi[a] })
+					mated := multi[:min(len(multi)/2, n/2)]
+					if n-len(mated) > len(other) {
+						return nil, nil, fmt.Errorf("fusion: a gallery of %d needs %d identities from the other half, which has %d", n, n-len(mated), len(other))
+					}
+					fill := append([]int(nil), other...)
+					rng.Shuffle(len(fill), func(a, b int) { fill[a], fill[b] = fill[b], fill[a] })
+					gallery := append(append([]int(nil), mated...), fill[:n-len(mated)]...)
+					in := map[int]bool{}
+					for _, id := range mated {
+						in[id] = true
+					}
+					for _, id := range test {
+						var frames []int
+						if in[id] {
+							frames = pick(rng, d.byID[id], o.tmpl[id], c.MaxFrames)
+						} else {
+							frames = pick(rng, d.byID[id], -1, c.MaxFrames)
+						}
+						looks, err := o.run(key, frames, gallery)
+						if err != nil {
+							return nil, nil, err
+						}
+						visits = append(visits, visit{looks: looks, mated: in[id], truth: d.names[id], fold: f})
+					}
+					if err := ctx.Err(); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
+			results = append(results, summarizeOpenSet(fit.keys[key], n, 2*c.Trials, visits, models, c.Targets))
+			c.Log("fusion: %s N=%d: %d visits", fit.keys[key], n, len(visits))
+		}
+		// The shipped calibration: every identity.
+		v, _, err := o.calibrate(key, append(append([]int(nil), halves[0]...), halves[1]...), rng)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fusion: calibrate %s: %w", fit.keys[key], err)
+		}
+		cal.Visits[fit.keys[key]] = v
+	}
+	return results, cal, nil
+}
+
+// outcome is what a rule did with a visit: granted to the right identity,
+// a false grant (non-mated granted, or mated granted to someone else).
+func outcome(r decision.Rule, v visit) (right, falseGrant bool, d decision.Decision) {
+	d = r.First(v.looks)
+	if d.Outcome != decision.Granted {
+		return false, false, d
+	}
+	if v.mated && d.Best.ID == v.truth {
+		return true, false, d
+	}
+	return false, true, d
+}
+
+func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decision.VisitModel, targets []float64) OpenSetResult {
+	res := OpenSetResult{Towers: key, N: n, Trials: trials}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range visits {
+		if v.mated {
+			res.Mated++
+		} else {
+			res.NonMated++
+			if len(v.looks) > 1 {
+				res.NonMatedMulti++
+			}
+		}
+		for _, l := range v.looks {
+			if l.HasBest {
+				lo, hi = math.Min(lo, l.Best.Logit), math.Max(hi, l.Best.Logit)
+			}
+		}
+	}
+	rates := func(rules [2]decision.Rule) (fpir, fnir float64, p CalibratedPoint) {
+		frames, right := 0, 0
+		for _, v := range visits {
+			ok, bad, d := outcome(rules[v.fold], v)
+			switch {
+			case !v.mated && bad:
+				p.FalseGrants++
+			case v.mated && ok:
+				right++
+				frames += d.Frames
+			case v.mated && bad:
+				p.WrongGrants++
+			case v.mated && d.Outcome == decision.Ambiguous:
+				p.Ambiguous++
+			}
+		}
+		p.FPIR = float64(p.FalseGrants) / float64(max(res.NonMated, 1))
+		p.FNIR = 1 - float64(right)/float64(max(res.Mated, 1))
+		p.MeanFrames = float64(frames) / float64(max(right, 1))
+		return p.FPIR, p.FNIR, p
+	}
+	for _, t := range targets {
+		var rules [2]decision.Rule
+		var th []float64
+		for f, m := range models {
+			rules[f] = decision.Rule{Threshold: m.Quantile(decision.PerIdentity(n, t)), Margin: m.Margin, MaxFrames: m.MaxFrames}
+			th = append(th, rules[f].Threshold)
+		}
+		_, _, p := rates(rules)
+		p.Target, p.Thresholds = t, th
+		res.Calibrated = append(res.Calibrated, p)
+	}
+	// The DET: thresholds swept, each fold's calibrated margin kept.
+	// A uniform grid, and just above each of the 300 highest best logits
+	// of non-mated visits, where low FPIR is decided.
+	const steps = 400
+	var grid, tops []float64
+	for i := 0; i <= steps; i++ {
+		grid = append(grid, lo+(hi-lo)*float64(i)/steps)
+	}
+	for _, v := range visits {
+		if !v.mated {
+			top := math.Inf(-1)
+			for _, l := range v.looks {
+				if l.HasBest {
+					top = math.Max(top, l.Best.Logit)
+				}
+			}
+			tops = append(tops, top)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(tops)))
+	for _, t := range tops[:min(300, len(tops))] {
+		grid = append(grid, math.Nextafter(t, math.Inf(1)))
+	}
+	sort.Float64s(grid)
+	for _, th := range grid {
+		var rules [2]decision.Rule
+		for f, m := range models {
+			rules[f] = decision.Rule{Threshold: th, Margin: m.Margin, MaxFrames: m.MaxFrames}
+		}
+		fpir, fnir, _ := rates(rules)
+		res.DET = append(res.DET, DETPoint{Threshold: th, FPIR: fpir, FNIR: fnir})
+	}
+	for _, t := range targets {
+		for _, p := range res.DET { // FPIR falls as the threshold rises
+			if p.FPIR <= t {
+				res.Swept = append(res.Swept, SweptPoint{Target: t, Threshold: p.Threshold, FPIR: p.FPIR, FNIR: p.FNIR})
+				break
+			}
+		}
+	}
+	return res
+}
