@@ -53,7 +53,7 @@ func TestE2EEnrollSemanticsAndReplayAfterRestart(t *testing.T) {
 	}
 
 	// Capture a signed add, let it run, delete the person, restart, replay.
-	captured := &mqtt.EnrollRequest{RequestID: randomHex(8), Op: mqtt.OpAdd, SubjectID: "victim", Name: "Victim", Images: []string{a2}}
+	captured := &mqtt.EnrollRequest{RequestID: randomHex(8), Op: mqtt.OpAdd, SubjectID: "victim", Name: "Victim", Images: []string{b}}
 	captured.Auth, _ = mqtt.Sign(g.key, captured, g.cfg.DeviceID, time.Now())
 	payload, _ := json.Marshal(captured)
 	if r := g.send(captured.RequestID, payload); r.Status != mqtt.ReplyOK {

@@ -150,7 +150,7 @@ func TestEngineGrantsEnrolledAndFlagsImpostor(t *testing.T) {
 
 	// Enrol from one photo, through the same path as verification.
 	enrolData := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "001.jpg"))
-	emb, err := e.EmbedEnrollImage(0, enrolData[0], imageio.Limits{})
+	emb, _, err := e.EmbedEnrollImage(0, enrolData[0], imageio.Limits{}, infer.Auto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestEnrollImageErrors(t *testing.T) {
 				e.Quality.MinInterOcular = 80 // demand a bigger face than this photo has
 				defer func() { e.Quality = quality.DefaultThresholds() }()
 			}
-			_, err := e.EmbedEnrollImage(3, c.data, c.lim)
+			_, _, err := e.EmbedEnrollImage(3, c.data, c.lim, infer.Auto)
 			var ee *EnrollError
 			if !errors.As(err, &ee) || ee.Code != c.code || ee.Index != 3 {
 				t.Fatalf("err = %v, want code %s for image 3", err, c.code)
@@ -272,7 +272,7 @@ func TestEngineTracking(t *testing.T) {
 	q.MinInterOcular = 20
 	still := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "003.jpg"))
 	other := readFiles(t, filepath.Join(faces, "lfw__Akhmed_Zakayev", "001.jpg"))[0]
-	emb, err := (&Engine{EngineConfig: EngineConfig{Pipe: p}}).EmbedEnrollImage(0, still[0], imageio.Limits{})
+	emb, _, err := (&Engine{EngineConfig: EngineConfig{Pipe: p}}).EmbedEnrollImage(0, still[0], imageio.Limits{}, infer.Auto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/imageio"
+	"github.com/facegate/facegate/infer/quality"
 )
 
 // Enrollment error codes; the MQTT reply carries them as they are.
@@ -34,50 +35,49 @@ func (e *EnrollError) Error() string {
 	return fmt.Sprintf("image %d: %s: %s", e.Index, e.Code, e.Msg)
 }
 
-// SecondFaceRatio: an enrollment photo with another face at least this
-// share of the main face's area is refused as several_faces: whose face
-// would be enrolled is ambiguous.
-const SecondFaceRatio = 0.25
+// EnrollLimits are the enrollment photo limits (calibrated for photos,
+// not camera frames: docs/enrollment.md).
+var EnrollLimits = quality.DefaultEnrollmentLimits()
 
-// EmbedEnrollImage runs one enrollment photo through the same path as
-// verification (decode, detect, quality gate, align, embed) and returns its
-// embedding, or an *EnrollError saying why it cannot be used.
-func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits) ([]float32, error) {
+// EmbedEnrollImage runs one enrollment photo through the enrollment path
+// (decode, detect, select the subject, judge its quality with
+// EnrollLimits, align, embed with every tower) and returns its embeddings
+// with the photo's report, or an *EnrollError saying why it cannot be
+// used; the report is filled in as far as the photo got (the faces found
+// for several_faces, the reasons for low_quality).
+func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits, choice infer.SubjectChoice) ([]float32, mqtt.PhotoReport, error) {
+	rep := mqtt.PhotoReport{Index: index, Verdict: string(quality.Refused)}
 	img, _, err := imageio.DecodeBytes(data, lim)
 	switch {
 	case errors.Is(err, imageio.ErrTooLarge):
-		return nil, &EnrollError{Code: CodeTooLarge, Index: index, Msg: err.Error()}
+		return nil, rep, &EnrollError{Code: CodeTooLarge, Index: index, Msg: err.Error()}
 	case err != nil:
-		return nil, &EnrollError{Code: CodeBadFormat, Index: index, Msg: err.Error()}
+		return nil, rep, &EnrollError{Code: CodeBadFormat, Index: index, Msg: err.Error()}
 	}
-	faces, err := e.Pipe.Detect(img)
-	if err != nil {
-		return nil, fmt.Errorf("image %d: %w", index, err)
+	ph, err := e.Pipe.AssessEnrollment(img, choice, EnrollLimits, false)
+	for i, f := range ph.Faces {
+		rep.Faces = append(rep.Faces, mqtt.FaceFound{Box: mqtt.Box{X: int(f.Box.X0), Y: int(f.Box.Y0), W: int(f.Box.W()), H: int(f.Box.H())}, Prominence: ph.Prominence[i]})
 	}
-	if len(faces) == 0 {
-		return nil, &EnrollError{Code: CodeNoFace, Index: index, Msg: "no face found"}
+	switch {
+	case errors.Is(err, infer.ErrNoFace):
+		rep.Reasons = []string{"no face found"}
+		return nil, rep, &EnrollError{Code: CodeNoFace, Index: index, Msg: "no face found: use a photo showing the whole face"}
+	case errors.Is(err, infer.ErrAmbiguous):
+		rep.Reasons = []string{err.Error()}
+		return nil, rep, &EnrollError{Code: CodeSeveralFaces, Index: index, Msg: fmt.Sprintf("%v: choose one with faces:[{image:%d,index:N}] (N from this reply's photos[].faces) or a box", err, index)}
+	case errors.Is(err, infer.ErrNoSuchFace):
+		rep.Reasons = []string{err.Error()}
+		return nil, rep, &EnrollError{Code: CodeNoFace, Index: index, Msg: err.Error()}
+	case err != nil:
+		return nil, rep, fmt.Errorf("image %d: %w", index, err)
 	}
-	main := infer.Largest(faces)
-	others := 0
-	for i := range faces {
-		if &faces[i] != main && faces[i].Box.Area() >= SecondFaceRatio*main.Box.Area() {
-			others++
-		}
+	chosen := ph.Chosen
+	rep.Chosen = &chosen
+	rep.Verdict, rep.Quality, rep.Reasons = string(ph.Judgement.Verdict), ph.Judgement.Score, ph.Judgement.Reasons
+	if ph.Judgement.Verdict == quality.Refused {
+		return nil, rep, &EnrollError{Code: CodeLowQuality, Index: index, Msg: strings.Join(ph.Judgement.Reasons, "; ")}
 	}
-	if others > 0 {
-		return nil, &EnrollError{Code: CodeSeveralFaces, Index: index, Msg: fmt.Sprintf("%d faces found; enroll from a photo of one person", others+1)}
-	}
-	q, err := e.Pipe.Assess(img, main, e.Quality)
-	if err != nil {
-		return nil, fmt.Errorf("image %d: %w", index, err)
-	}
-	if !q.OK {
-		return nil, &EnrollError{Code: CodeLowQuality, Index: index, Msg: "failed " + strings.Join(q.Failures, ", ") + " (" + q.String() + ")"}
-	}
-	if err := e.Pipe.Embed(img, []*infer.Face{main}); err != nil {
-		return nil, fmt.Errorf("image %d: %w", index, err)
-	}
-	return main.Embedding, nil
+	return ph.Subject.Embedding, rep, nil
 }
 
 // handleEnroll executes an authenticated enrollment request.
@@ -89,10 +89,14 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 		return rep
 	}
 	src := store.Source{Kind: "mqtt", KeyID: r.KeyID, RequestID: r.RequestID}
+	var photos []store.Photo
 	embedAll := func() ([][]float32, *mqtt.EnrollReply) {
 		var embs [][]float32
+		now := time.Now()
 		for i, data := range r.ImageData() {
-			e, err := s.engine.EmbedEnrollImage(i, data, imageio.Limits{})
+			e, pr, err := s.engine.EmbedEnrollImage(i, data, imageio.Limits{}, choiceFor(r.Faces, i))
+			pr.SHA256 = photoRecord(data, pr, now).SHA256
+			rep.Photos = append(rep.Photos, pr)
 			if err != nil {
 				idx := i
 				var ee *EnrollError
@@ -103,16 +107,54 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 				r := fail(mqtt.CodeInternal, err.Error(), &idx)
 				return nil, &r
 			}
+			if pr.Verdict == string(quality.Borderline) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("photo %d accepted with quality %.2f: %s", i, pr.Quality, strings.Join(pr.Reasons, "; ")))
+			}
+			photos = append(photos, photoRecord(data, pr, now))
 			embs = append(embs, e)
 		}
 		return embs, nil
 	}
+	// check runs the duplicate and conflict checks; force turns a refusal
+	// into an audit entry.
+	check := func(embs [][]float32) *mqtt.EnrollReply {
+		first := make([][]float32, len(embs))
+		for i, e := range embs {
+			first[i] = e
+		}
+		c := s.checkEnrollment(r.SubjectID, r.Op, first)
+		if c == nil {
+			return nil
+		}
+		if r.Force {
+			s.log.Warn("audit: enrollment forced past a refusal", "request", r.RequestID, "op", r.Op, "subject", r.SubjectID,
+				"key_id", r.KeyID, "code", c.code, "matched", c.with, "msg", c.msg)
+			rep.Warnings = append(rep.Warnings, "forced: "+c.msg)
+			return nil
+		}
+		idx := c.index
+		f := fail(c.code, c.msg, &idx)
+		f.ConflictWith = c.with
+		return &f
+	}
 	switch r.Op {
 	case mqtt.OpList:
+		hashes := s.gallery.photoHashes()
 		for _, p := range s.gallery.List() {
-			rep.People = append(rep.People, mqtt.Person{ID: p.ID, Name: p.Name, Templates: p.Templates})
+			rep.People = append(rep.People, mqtt.Person{ID: p.ID, Name: p.Name, Templates: p.Templates, Photos: hashes[p.ID]})
 		}
 		rep.Status = mqtt.ReplyOK
+		return rep
+	case mqtt.OpGet:
+		p, err := s.gallery.exportPerson(r.SubjectID)
+		if err != nil {
+			if errors.Is(err, enroll.ErrNotFound) {
+				return fail(mqtt.CodeUnknownSubject, err.Error(), nil)
+			}
+			return fail(mqtt.CodeInternal, err.Error(), nil)
+		}
+		rep.Person, rep.Status = p, mqtt.ReplyOK
+		s.log.Info("enrollment export", "request", r.RequestID, "subject", r.SubjectID, "key_id", r.KeyID)
 		return rep
 	case mqtt.OpDelete:
 		if err := s.gallery.Delete(r.SubjectID); err != nil {
@@ -148,6 +190,9 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 				return fail(mqtt.CodeTimeout, err.Error(), nil)
 			}
 		}
+		if bad := check(embs); bad != nil {
+			return *bad
+		}
 		src.Photos = len(embs)
 		put := s.gallery.Enroll
 		if r.Op == mqtt.OpReplace {
@@ -162,6 +207,9 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
 		}
+		if err := s.gallery.recordPhotos(r.SubjectID, photos, false); err != nil {
+			s.log.Error("enrollment photo records not stored", "subject", r.SubjectID, "err", err)
+		}
 		rep.Templates = len(embs)
 	case mqtt.OpAddImages:
 		if !s.gallery.Has(r.SubjectID) {
@@ -171,11 +219,17 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 		if bad != nil {
 			return *bad
 		}
+		if bad := check(embs); bad != nil {
+			return *bad
+		}
 		if err := s.gallery.AddImages(r.SubjectID, embs); err != nil {
 			if errors.Is(err, enroll.ErrNotFound) {
 				return fail(mqtt.CodeUnknownSubject, err.Error(), nil)
 			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
+		}
+		if err := s.gallery.recordPhotos(r.SubjectID, photos, true); err != nil {
+			s.log.Error("enrollment photo records not stored", "subject", r.SubjectID, "err", err)
 		}
 		rep.Templates = len(embs)
 	default:

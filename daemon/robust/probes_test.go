@@ -231,7 +231,7 @@ func TestFloods(t *testing.T) {
 	payloads := make([][]byte, n)
 	chans := make([]chan mqtt.EnrollReply, n)
 	for i := range ids {
-		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("flood%03d", i), Name: "Flood", Images: []string{small}}
+		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("flood%03d", i), Name: "Flood", Images: []string{small}, Force: true}
 		payloads[i] = d.signed(r, s.key, time.Now())
 		ids[i] = r.RequestID
 		chans[i] = d.expect(ids[i])
@@ -298,7 +298,7 @@ func TestFloods(t *testing.T) {
 	var worst time.Duration
 	okReal := 0
 	for i := 0; i < 10; i++ {
-		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("real%d", i), Name: "Real", Images: []string{astro}}
+		r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: fmt.Sprintf("real%d", i), Name: "Real", Images: []string{astro}, Force: true}
 		p := d.signed(r, s.key, time.Now())
 		t0 := time.Now()
 		rep, ok := d.send(r.RequestID, p, 2*time.Second)
