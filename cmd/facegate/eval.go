@@ -17,6 +17,9 @@ import (
 // verification on pairs, one-shot identification, calibration, scores
 // files of other systems and plots of several reports.
 func cmdEval(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-enrollment" || args[0] == "--enrollment") {
+		return cmdEvalEnrollment(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs)
