@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -55,9 +56,19 @@ type Config struct {
 
 // ModelsConfig selects the models and how TensorFlow runs them.
 type ModelsConfig struct {
-	Dir            string  `envconfig:"MODELS_DIR" default:"/usr/share/facegate/models" desc:"folder of exported models"`
-	Detector       string  `envconfig:"DETECTOR" default:"blazeface-short" desc:"detector model name (blazeface-short for close faces, blazeface-full for far ones)"`
-	Embedder       string  `envconfig:"EMBEDDER" default:"dlib-resnet-v1" desc:"embedding model name"`
+	Dir      string `envconfig:"MODELS_DIR" default:"/usr/share/facegate/models" desc:"folder of exported models"`
+	Detector string `envconfig:"DETECTOR" default:"blazeface-short" desc:"detector model name (blazeface-short for close faces, blazeface-full for far ones)"`
+	// Embedders are the towers of the live pipeline: each embeds every
+	// good face with its own alignment, and their scores are fused
+	// (docs/operations.md, Decisions).
+	Embedders []string `envconfig:"EMBEDDERS" default:"dlib-resnet-v1,sface-2021dec" desc:"embedding models (towers), comma-separated: dlib-resnet-v1, sface-2021dec or both (fused); the first also cuts the chip the quality gate measures and scores 1:1 claims"`
+	// Embedder is the single embedder of old configurations: alone it
+	// still means a one-tower gate (FACEGATE_EMBEDDERS=<it>); with
+	// FACEGATE_EMBEDDERS it is refused.
+	Embedder string `envconfig:"EMBEDDER" desc:"deprecated: one embedding model; use FACEGATE_EMBEDDERS"`
+	// Calibration is the decision calibration (decision/): per-tower
+	// normalisation, fusion heads and per-visit impostor models.
+	Calibration    string  `envconfig:"CALIBRATION" desc:"decision calibration file (default: decision.json in FACEGATE_MODELS_DIR)"`
 	AllowUntrained bool    `envconfig:"ALLOW_UNTRAINED" default:"false" desc:"allow decisions with untrained (random) weights: never on a real door"`
 	IntraOpThreads int     `envconfig:"TF_INTRA_OP_THREADS" default:"1" desc:"TensorFlow intra-op threads (0 = one per core); 1 is fastest on 2 cores, docs/benchmarks.md, Thread settings"`
 	InterOpThreads int     `envconfig:"TF_INTER_OP_THREADS" default:"1" desc:"TensorFlow inter-op threads"`
@@ -78,12 +89,18 @@ type CameraConfig struct {
 
 // DecideConfig governs decisions.
 type DecideConfig struct {
-	// TargetFMR picks the threshold calibrated for this false-match rate
-	// from the embedder's manifest.
-	TargetFMR       float64       `envconfig:"TARGET_FMR" default:"0.001" desc:"target false-match rate; its calibrated threshold must be in the model manifest"`
+	// TargetFPIR is the operator's knob for 1:N: the false-positive
+	// identification rate per visit of someone not enrolled, at the
+	// current gallery size (the threshold follows the gallery).
+	TargetFPIR float64 `envconfig:"TARGET_FPIR" default:"0.001" desc:"1:N: target rate of visits by someone not enrolled that are granted to someone (per visit, at the current gallery size)"`
+	// TargetFMR picks the per-comparison threshold of 1:1 claims from the
+	// first embedder's manifest.
+	TargetFMR       float64       `envconfig:"TARGET_FMR" default:"0.001" desc:"1:1 claims: target false-match rate per comparison; its threshold must be in the first embedder's manifest"`
 	Mode            string        `envconfig:"MODE" default:"1:N" desc:"1:N (identify anyone enrolled) or 1:1 (only verify claims)"`
-	AgreeN          int           `envconfig:"AGREE_N" default:"2" desc:"frames that must agree on a subject ..."`
+	AgreeN          int           `envconfig:"AGREE_N" default:"2" desc:"1:1 claims: frames that must agree on the claimed subject ... (1:N decides per visit: FACEGATE_TARGET_FPIR)"`
 	AgreeM          int           `envconfig:"AGREE_M" default:"3" desc:"... out of the last M frames with a face"`
+	VisitGap        time.Duration `envconfig:"VISIT_GAP" default:"1s" desc:"a visit (one face from appearance to disappearance) ends when its face is gone this long"`
+	VisitLimit      time.Duration `envconfig:"VISIT_TIMEOUT" default:"5s" desc:"an undecided visit ends as unknown this long after its first frame (the next frame starts a new one)"`
 	Cooldown        time.Duration `envconfig:"COOLDOWN" default:"10s" desc:"one event per subject per cooldown"`
 	ClaimTimeout    time.Duration `envconfig:"CLAIM_TIMEOUT" default:"10s" desc:"how long a 1:1 claim waits for a good face"`
 	UnknownInterval time.Duration `envconfig:"UNKNOWN_INTERVAL" default:"30s" desc:"at most one unknown event per interval"`
@@ -142,6 +159,12 @@ func LoadConfig() (*Config, error) {
 		}
 		c.DeviceID = h
 	}
+	if c.ModelsConfig.Embedder != "" {
+		if _, set := os.LookupEnv(EnvPrefix + "_EMBEDDERS"); set {
+			return nil, fmt.Errorf("%w: %s_EMBEDDER is replaced by %s_EMBEDDERS; unset %s_EMBEDDER", ErrConfig, EnvPrefix, EnvPrefix, EnvPrefix)
+		}
+		c.ModelsConfig.Embedders = []string{c.ModelsConfig.Embedder}
+	}
 	if sd := os.Getenv("STATE_DIRECTORY"); sd != "" && os.Getenv(EnvPrefix+"_STATE_DIR") == "" {
 		c.StateDir = strings.Split(sd, ":")[0]
 	}
@@ -169,8 +192,16 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		bad("STATE_DIR", "empty")
 	}
-	if c.ModelsConfig.Dir == "" || c.ModelsConfig.Detector == "" || c.ModelsConfig.Embedder == "" {
-		bad("MODELS_DIR", "models dir, detector and embedder must all be set")
+	if c.ModelsConfig.Dir == "" || c.ModelsConfig.Detector == "" {
+		bad("MODELS_DIR", "models dir and detector must both be set")
+	}
+	if len(c.ModelsConfig.Embedders) == 0 {
+		bad("EMBEDDERS", "name at least one embedding model, e.g. dlib-resnet-v1,sface-2021dec")
+	}
+	for i, e := range c.ModelsConfig.Embedders {
+		if e == "" || strings.ContainsAny(e, "/ ") || slices.Contains(c.ModelsConfig.Embedders[:i], e) {
+			bad("EMBEDDERS", "%q: name each model folder once, comma-separated", e)
+		}
 	}
 	if c.ModelsConfig.IntraOpThreads < 0 || c.ModelsConfig.IntraOpThreads > 256 {
 		bad("TF_INTRA_OP_THREADS", "%d not in 0..256", c.ModelsConfig.IntraOpThreads)
@@ -197,6 +228,15 @@ func (c *Config) Validate() error {
 	}
 	if !(c.DecideConfig.TargetFMR > 0 && c.DecideConfig.TargetFMR < 1) {
 		bad("TARGET_FMR", "%g not in (0,1)", c.DecideConfig.TargetFMR)
+	}
+	if !(c.DecideConfig.TargetFPIR > 0 && c.DecideConfig.TargetFPIR < 1) {
+		bad("TARGET_FPIR", "%g not in (0,1)", c.DecideConfig.TargetFPIR)
+	}
+	if c.DecideConfig.VisitGap <= 0 || c.DecideConfig.VisitGap > time.Minute {
+		bad("VISIT_GAP", "%s not in (0,1m]", c.DecideConfig.VisitGap)
+	}
+	if c.DecideConfig.VisitLimit <= 0 || c.DecideConfig.VisitLimit > time.Hour {
+		bad("VISIT_TIMEOUT", "%s not in (0,1h]", c.DecideConfig.VisitLimit)
 	}
 	if c.DecideConfig.Mode != "1:N" && c.DecideConfig.Mode != "1:1" {
 		bad("MODE", "%q is not 1:N or 1:1", c.DecideConfig.Mode)
@@ -233,6 +273,9 @@ func (c *Config) Validate() error {
 		bad("TRACK_MAX_AGE", "%s is negative", c.TrackMaxAge)
 	}
 	c.MQTT.DeviceID = c.DeviceID
+	if c.ModelsConfig.Calibration == "" {
+		c.ModelsConfig.Calibration = filepath.Join(c.ModelsConfig.Dir, "decision.json")
+	}
 	if c.MQTT.OutboxDir == "" {
 		c.MQTT.OutboxDir = filepath.Join(c.StateDir, "outbox")
 	}

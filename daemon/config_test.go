@@ -21,7 +21,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DeviceID != "door-1" || c.ModelsConfig.Embedder != "dlib-resnet-v1" || c.DecideConfig.TargetFMR != 1e-3 ||
+	if c.DeviceID != "door-1" || strings.Join(c.ModelsConfig.Embedders, ",") != "dlib-resnet-v1,sface-2021dec" || c.DecideConfig.TargetFMR != 1e-3 || c.DecideConfig.TargetFPIR != 1e-3 ||
 		len(c.MQTT.Brokers) != 2 || c.MQTT.Brokers[1] != "tcp://backup:1883" || c.MQTT.DeviceID != "door-1" ||
 		c.MQTT.OutboxDir != "/var/lib/fg/outbox" || c.MQTT.Prefix != "facegate" {
 		t.Fatalf("defaults: %+v", c)
@@ -39,10 +39,30 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
+// TestOldEmbedderSetting: FACEGATE_EMBEDDER alone is still one tower;
+// beside FACEGATE_EMBEDDERS it is refused, naming the replacement.
+func TestOldEmbedderSetting(t *testing.T) {
+	setenv(t, map[string]string{"FACEGATE_DEVICE_ID": "door-1", "FACEGATE_MQTT_EMBEDDED": "true", "FACEGATE_EMBEDDER": "dlib-resnet-v1"})
+	c, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ModelsConfig.Embedders) != 1 || c.ModelsConfig.Embedders[0] != "dlib-resnet-v1" {
+		t.Fatalf("embedders %v", c.ModelsConfig.Embedders)
+	}
+	t.Setenv("FACEGATE_EMBEDDERS", "sface-2021dec")
+	if _, err := LoadConfig(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "FACEGATE_EMBEDDERS") {
+		t.Fatalf("both set: %v", err)
+	}
+}
+
 func TestValidateNamesTheVariable(t *testing.T) {
 	cases := map[string][2]string{
 		"FACEGATE_DEVICE_ID":           {"door/1", "FACEGATE_DEVICE_ID"},
 		"FACEGATE_TARGET_FMR":          {"2", "FACEGATE_TARGET_FMR"},
+		"FACEGATE_TARGET_FPIR":         {"0", "FACEGATE_TARGET_FPIR"},
+		"FACEGATE_EMBEDDERS":           {"dlib-resnet-v1,dlib-resnet-v1", "FACEGATE_EMBEDDERS"},
+		"FACEGATE_VISIT_TIMEOUT":       {"0s", "FACEGATE_VISIT_TIMEOUT"},
 		"FACEGATE_MODE":                {"2:N", "FACEGATE_MODE"},
 		"FACEGATE_AGREE_N":             {"5", "FACEGATE_AGREE_N"},
 		"FACEGATE_CAMERA_FORMAT":       {"H264", "FACEGATE_CAMERA_FORMAT"},

@@ -9,7 +9,7 @@ type Verdict string
 
 // The verdicts an event carries.
 const (
-	Granted Verdict = "granted" // an enrolled subject, agreed over N of M frames
+	Granted Verdict = "granted" // an enrolled subject: per visit (1:N), N of M frames (1:1)
 	Denied  Verdict = "denied"  // a 1:1 claim that did not verify (or timed out)
 	Unknown Verdict = "unknown" // a face that matches no one enrolled
 )
@@ -51,8 +51,11 @@ type Decision struct {
 	Reason  string
 	// Votes and Window: how many of the last frames agreed.
 	Votes, Window int
-	// Best is the agreeing observation with the closest score.
+	// Best is the agreeing observation with the closest score (1:1), or the
+	// visit's best identity with its aggregated logit (1:N).
 	Best Observation
+	// Visit is the 1:N decision's visit: evidence, rule, candidates.
+	Visit *VisitReport
 }
 
 // DeciderConfig are the decision rules.

@@ -51,6 +51,24 @@ func testBroker(t *testing.T) string {
 	return u
 }
 
+// repoCalibration is models/calibration/decision.json, the calibration
+// the daemon ships with: skipped when it is not made yet, except under
+// CI=true, where that fails.
+func repoCalibration(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "models", "calibration", "decision.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("decision calibration missing under CI=true: %v", err)
+		}
+		t.Skipf("decision calibration not made (models/calibration/decision.json): %v", err)
+	}
+	return p
+}
+
 type gate struct {
 	t        *testing.T
 	cfg      *Config
@@ -105,6 +123,7 @@ func startGate(t *testing.T, broker, stateDir string, photos []string, mutate fu
 		"FACEGATE_MQTT_BROKERS": broker, "FACEGATE_ENROLL_KEYS": keys, "FACEGATE_GALLERY_KEY": gkey,
 		"FACEGATE_QUALITY_MIN_IOD": "20", "FACEGATE_COOLDOWN": "1h", "FACEGATE_UNKNOWN_INTERVAL": "1h",
 		"FACEGATE_MQTT_HA_DISCOVERY": "false", "FACEGATE_MQTT_STATS_INTERVAL": "2s",
+		"FACEGATE_CALIBRATION": repoCalibration(t),
 	}
 	for k, v := range env {
 		t.Setenv(k, v)

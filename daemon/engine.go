@@ -38,9 +38,17 @@ type FaceInfo struct {
 
 // EngineConfig are the engine's parts.
 type EngineConfig struct {
-	Pipe      *infer.Pipeline
-	Gallery   *Gallery
+	// Pipe detects, and embeds with the first tower (whose chip the
+	// quality gate measures); Towers[0].Emb must be Pipe.Emb.
+	Pipe    *infer.Pipeline
+	Towers  []*Tower
+	Fusion  *Fusion
+	Gallery *Gallery
+	// Decider decides 1:1 claims (N of M frames at Threshold, the first
+	// tower's per-comparison threshold); Visits decides 1:N per visit (nil
+	// in 1:1-only mode).
 	Decider   *Decider
+	Visits    *VisitDecider
 	Threshold manifest.Threshold
 	Quality   quality.Thresholds
 	Log       *slog.Logger
@@ -108,7 +116,8 @@ type FrameResult struct {
 	// QualityFailures lists the failed checks of the primary face.
 	QualityFailures []string
 	// Score is the best match score when Acquired and the gallery is not
-	// empty (NaN otherwise).
+	// empty (NaN otherwise): the fused logit of the best candidate (1:N)
+	// or the first tower's score against the claimed subject (1:1).
 	Score    float64
 	Accepted bool
 	// Tracked: the frame reused the last detection (Faces is that
@@ -120,6 +129,8 @@ type analysed struct {
 	frame   capture.Frame
 	img     *imageio.RGB
 	face    *infer.Face // primary face, embedded; nil when none usable
+	primary *infer.Face // primary face, usable or not; nil when none
+	embs    TowerEmbeddings
 	quality quality.Report
 	faces   int
 	tracked bool
@@ -131,6 +142,12 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e := &Engine{EngineConfig: cfg}
 	if e.Pipe == nil || e.Pipe.Det == nil || e.Pipe.Emb == nil || e.Gallery == nil || e.Decider == nil || e.Emit == nil {
 		return nil, errors.New("engine: pipeline, gallery, decider and emit are required")
+	}
+	if len(e.Towers) == 0 || e.Towers[0].Emb != e.Pipe.Emb || e.Gallery.Towers() != len(e.Towers) {
+		return nil, errors.New("engine: the towers must start with the pipeline's embedder and match the gallery's")
+	}
+	if e.Visits != nil && e.Fusion == nil {
+		return nil, errors.New("engine: 1:N visits need the fusion")
 	}
 	if err := e.Quality.Validate(); err != nil {
 		return nil, err
@@ -279,10 +296,18 @@ func (e *Engine) analyseFrame(f capture.Frame) (analysed, error) {
 		}
 		e.stageDone(metrics.StageEmbed, start)
 		a.quality = q
+		a.primary = primary
 		if q.OK {
+			start = time.Now()
+			if a.embs, err = embedTowers(e.Towers, e.Pipe.Det, img, primary); err != nil {
+				return analysed{}, err
+			}
+			if len(e.Towers) > 1 {
+				e.stageDone(metrics.StageEmbed, start)
+			}
 			a.face = primary
 			if !tracked { // enrollment counts faces on detected frames only
-				e.offer(primary.Embedding, len(faces))
+				e.offer(a.embs, len(faces))
 			}
 		}
 	}
@@ -299,6 +324,9 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-e.claims:
+			if e.Visits != nil {
+				e.Visits.End(EndClaimed) // the claim takes the door over
+			}
 			for _, d := range e.Decider.Claim(c, time.Now()) {
 				e.Emit(d, nil)
 			}
@@ -307,12 +335,21 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 			for _, d := range e.Decider.Tick(now) {
 				e.Emit(d, nil)
 			}
+			if e.Visits != nil {
+				for _, d := range e.Visits.Tick(now) {
+					e.emitVisit(d)
+				}
+			}
 			continue
 		case <-in.ready:
 			var ok bool
 			if a, ok = in.tryTake(); !ok {
 				continue
 			}
+		}
+		if _, claim := e.Decider.PendingClaim(); !claim && e.Visits != nil {
+			e.decideVisit(a)
+			continue
 		}
 		start := time.Now()
 		obs := e.match(a)
@@ -340,8 +377,83 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 	}
 }
 
+func (e *Engine) emitVisit(d Decision) {
+	var fi *FaceInfo
+	if ref, ok := d.Best.Ref.(*FaceInfo); ok {
+		fi = ref
+	}
+	e.Emit(d, fi)
+}
+
+// decideVisit is the 1:N path: the frame's face scored against everyone
+// with every tower, fused, and added to its visit.
+func (e *Engine) decideVisit(a analysed) {
+	start := time.Now()
+	vf, best := e.visitFrame(a)
+	e.stageDone(metrics.StageMatch, start)
+	if e.Observe != nil {
+		r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
+			Acquired: a.face != nil, Score: math.NaN(), Tracked: a.tracked}
+		if a.faces > 0 && !a.quality.OK {
+			r.QualityFailures = a.quality.Failures
+		}
+		if best != nil {
+			r.Score = best.Logit
+			r.Accepted = best.Logit >= e.Visits.cfg.Rule().Threshold
+		}
+		e.Observe(r)
+	}
+	start = time.Now()
+	for _, d := range e.Visits.Frame(vf) {
+		e.emitVisit(d)
+	}
+	e.stageDone(metrics.StageDecide, start)
+}
+
+// candidatesPerTower is how many of each tower's best people are fused.
+const candidatesPerTower = 5
+
+// visitFrame scores the frame's face against the gallery and returns it as
+// the visit decision sees it, with its best candidate (nil when none).
+func (e *Engine) visitFrame(a analysed) (VisitFrame, *ScoredCandidate) {
+	vf := VisitFrame{Time: a.frame.Time, PAD: math.NaN()}
+	if vf.Time.IsZero() {
+		vf.Time = a.at
+	}
+	if a.primary == nil {
+		return vf, nil
+	}
+	p := a.primary
+	vf.Face, vf.Box = true, [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
+	if a.face == nil {
+		return vf, nil
+	}
+	info := &FaceInfo{Box: vf.Box, Quality: a.quality, Captured: a.frame.Time, Seq: a.frame.Seq, Face: a.face}
+	if e.KeepFrames {
+		info.Frame = a.img
+	}
+	vf.Good, vf.Ref = true, info
+	// The detector's confidence weighs the frame's evidence.
+	vf.Quality = math.Min(1, math.Max(0.05, a.face.Score))
+	cands := e.Gallery.Candidates(a.embs, candidatesPerTower, func(t int, s enroll.Score) float64 { return e.Towers[t].Raw(s) })
+	var best *ScoredCandidate
+	for _, c := range cands {
+		l, ok := e.Fusion.Logit(c.Raw)
+		if !ok {
+			continue
+		}
+		vf.Candidates = append(vf.Candidates, ScoredCandidate{ID: c.ID, Logit: l, Raw: c.Raw})
+	}
+	for i := range vf.Candidates {
+		if best == nil || vf.Candidates[i].Logit > best.Logit {
+			best = &vf.Candidates[i]
+		}
+	}
+	return vf, best
+}
+
 // match scores the analysed frame's face against the claim's subject (1:1)
-// or everyone (1:N).
+// on the first tower (1:N goes through visitFrame).
 func (e *Engine) match(a analysed) Observation {
 	obs := Observation{Time: a.frame.Time, Face: a.face != nil}
 	if obs.Time.IsZero() {
@@ -371,15 +483,7 @@ func (e *Engine) match(a analysed) Observation {
 		obs.Accepted = enroll.Accepts(m.Score, e.Threshold)
 		return obs
 	}
-	id, err := e.Gallery.Identify(a.face.Embedding)
-	if err != nil {
-		obs.Score = math.NaN()
-		return obs // empty gallery: a face that matches no one
-	}
-	obs.Subject = id.Best.ID
-	obs.Score = scoreValue(id.Best.Score, e.Threshold)
-	obs.Margin = id.Margin
-	obs.Accepted = enroll.Accepts(id.Best.Score, e.Threshold)
+	obs.Score = math.NaN() // no claim: 1:1-only mode decides nothing
 	return obs
 }
 
@@ -399,18 +503,22 @@ func scoreValue(s enroll.Score, t manifest.Threshold) float64 {
 // from the camera.
 type collector struct {
 	want int
-	got  [][]float32
+	got  []TowerEmbeddings
 	done chan struct{}
 }
 
-func (e *Engine) offer(emb []float32, faces int) {
+func (e *Engine) offer(emb TowerEmbeddings, faces int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.collector
 	if c == nil || faces != 1 || len(c.got) >= c.want {
 		return
 	}
-	c.got = append(c.got, append([]float32(nil), emb...))
+	cp := make(TowerEmbeddings, len(emb))
+	for i, v := range emb {
+		cp[i] = append([]float32(nil), v...)
+	}
+	c.got = append(c.got, cp)
 	if len(c.got) == c.want {
 		close(c.done)
 	}
@@ -419,9 +527,10 @@ func (e *Engine) offer(emb []float32, faces int) {
 // ErrBusy is returned when a camera enrollment is already collecting.
 var ErrBusy = errors.New("a camera enrollment is already in progress")
 
-// CollectFaces returns the embeddings of the next k frames that show exactly
-// one face passing the quality gate, or an error when ctx ends first.
-func (e *Engine) CollectFaces(ctx context.Context, k int) ([][]float32, error) {
+// CollectFaces returns the embeddings (every tower's) of the next k frames
+// that show exactly one face passing the quality gate, or an error when ctx
+// ends first.
+func (e *Engine) CollectFaces(ctx context.Context, k int) ([]TowerEmbeddings, error) {
 	c := &collector{want: k, done: make(chan struct{})}
 	e.mu.Lock()
 	if e.collector != nil {

@@ -45,7 +45,7 @@ var EnrollLimits = quality.DefaultEnrollmentLimits()
 // with the photo's report, or an *EnrollError saying why it cannot be
 // used; the report is filled in as far as the photo got (the faces found
 // for several_faces, the reasons for low_quality).
-func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits, choice infer.SubjectChoice) ([]float32, mqtt.PhotoReport, error) {
+func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits, choice infer.SubjectChoice) (TowerEmbeddings, mqtt.PhotoReport, error) {
 	rep := mqtt.PhotoReport{Index: index, Verdict: string(quality.Refused)}
 	img, _, err := imageio.DecodeBytes(data, lim)
 	switch {
@@ -77,7 +77,11 @@ func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits, ch
 	if ph.Judgement.Verdict == quality.Refused {
 		return nil, rep, &EnrollError{Code: CodeLowQuality, Index: index, Msg: strings.Join(ph.Judgement.Reasons, "; ")}
 	}
-	return ph.Subject.Embedding, rep, nil
+	embs, err := embedTowers(e.Towers, e.Pipe.Det, img, ph.Subject) // one template per tower
+	if err != nil {
+		return nil, rep, fmt.Errorf("image %d: %w", index, err)
+	}
+	return embs, rep, nil
 }
 
 // handleEnroll executes an authenticated enrollment request.
@@ -90,8 +94,8 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 	}
 	src := store.Source{Kind: "mqtt", KeyID: r.KeyID, RequestID: r.RequestID}
 	var photos []store.Photo
-	embedAll := func() ([][]float32, *mqtt.EnrollReply) {
-		var embs [][]float32
+	embedAll := func() ([]TowerEmbeddings, *mqtt.EnrollReply) {
+		var embs []TowerEmbeddings
 		now := time.Now()
 		for i, data := range r.ImageData() {
 			e, pr, err := s.engine.EmbedEnrollImage(i, data, imageio.Limits{}, choiceFor(r.Faces, i))
@@ -117,10 +121,10 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 	}
 	// check runs the duplicate and conflict checks; force turns a refusal
 	// into an audit entry.
-	check := func(embs [][]float32) *mqtt.EnrollReply {
+	check := func(embs []TowerEmbeddings) *mqtt.EnrollReply {
 		first := make([][]float32, len(embs))
 		for i, e := range embs {
-			first[i] = e
+			first[i] = e[0]
 		}
 		c := s.checkEnrollment(r.SubjectID, r.Op, first)
 		if c == nil {
@@ -172,7 +176,7 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 		case !has && r.Op == mqtt.OpReplace:
 			return fail(mqtt.CodeUnknownSubject, "no such subject: "+r.SubjectID+" (use add)", nil)
 		}
-		var embs [][]float32
+		var embs []TowerEmbeddings
 		if r.Op != mqtt.OpEnrollFromCamera {
 			var bad *mqtt.EnrollReply
 			if embs, bad = embedAll(); bad != nil {

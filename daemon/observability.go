@@ -53,10 +53,13 @@ func (s *Service) stopMetrics() {
 // modelsLoaded records the loaded models for facegate_model_info and
 // readiness.
 func (s *Service) modelsLoaded(took time.Duration) {
-	d, e := s.det.Manifest(), s.emb.Manifest()
-	s.met.ModelsLoaded(took,
-		metrics.Model{Role: "detector", Name: d.Name, Version: d.Version, Weights: string(d.Weights)},
-		metrics.Model{Role: "embedder", Name: e.Name, Version: e.Version, Weights: string(e.Weights)})
+	d := s.det.Manifest()
+	ms := []metrics.Model{{Role: "detector", Name: d.Name, Version: d.Version, Weights: string(d.Weights)}}
+	for _, t := range s.towers {
+		e := t.Emb.Model().Manifest()
+		ms = append(ms, metrics.Model{Role: "embedder", Name: e.Name, Version: e.Version, Weights: string(e.Weights)})
+	}
+	s.met.ModelsLoaded(took, ms...)
 }
 
 // wireMetrics hands the metrics the counters the parts already keep, read

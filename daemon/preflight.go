@@ -14,6 +14,7 @@ import (
 
 	"github.com/facegate/facegate/capture/sources"
 	"github.com/facegate/facegate/daemon/auth"
+	"github.com/facegate/facegate/decision"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/infer/manifest"
 )
@@ -144,18 +145,21 @@ func Preflight(cfg *Config) error {
 		} else if m.Task != manifest.TaskDetector {
 			add(Problem{Var: "DETECTOR", Path: modelDir(cfg.ModelsConfig.Detector), What: fmt.Sprintf("is a %s, not a detector", m.Task), Fix: "name a detector such as blazeface-short"})
 		}
-		m, err := manifest.Read(modelDir(cfg.ModelsConfig.Embedder))
-		switch {
-		case err != nil:
-			add(Problem{Var: "EMBEDDER", Path: modelDir(cfg.ModelsConfig.Embedder), What: err.Error(), Fix: "name a model folder under " + EnvPrefix + "_MODELS_DIR: " + strings.Join(modelNames(cfg.ModelsConfig.Dir), ", ")})
-		case m.Task != manifest.TaskEmbedder && m.Task != manifest.TaskSiamese:
-			add(Problem{Var: "EMBEDDER", Path: modelDir(cfg.ModelsConfig.Embedder), What: fmt.Sprintf("is a %s, not an embedder", m.Task), Fix: "name an embedder such as dlib-resnet-v1"})
-		default:
-			if m.Weights == manifest.WeightsUntrained && !cfg.AllowUntrained {
-				add(Problem{Var: "EMBEDDER", Path: modelDir(cfg.ModelsConfig.Embedder), What: fmt.Sprintf("%s has untrained weights: it cannot recognise anyone", m.Name),
-					Fix: "use a pretrained embedder (dlib-resnet-v1), or FACEGATE_ALLOW_UNTRAINED=true for benchmarks only"})
+		for i, name := range cfg.ModelsConfig.Embedders {
+			m, err := manifest.Read(modelDir(name))
+			switch {
+			case err != nil:
+				add(Problem{Var: "EMBEDDERS", Path: modelDir(name), What: err.Error(), Fix: "name model folders under " + EnvPrefix + "_MODELS_DIR: " + strings.Join(modelNames(cfg.ModelsConfig.Dir), ", ")})
+				continue
+			case m.Task != manifest.TaskEmbedder && m.Task != manifest.TaskSiamese:
+				add(Problem{Var: "EMBEDDERS", Path: modelDir(name), What: fmt.Sprintf("is a %s, not an embedder", m.Task), Fix: "name embedders such as dlib-resnet-v1,sface-2021dec"})
+				continue
 			}
-			if _, ok := m.ThresholdFor(cfg.TargetFMR, string(m.Metric)); !ok {
+			if m.Weights == manifest.WeightsUntrained && !cfg.AllowUntrained {
+				add(Problem{Var: "EMBEDDERS", Path: modelDir(name), What: fmt.Sprintf("%s has untrained weights: it cannot recognise anyone", m.Name),
+					Fix: "use pretrained embedders (dlib-resnet-v1, sface-2021dec), or FACEGATE_ALLOW_UNTRAINED=true for benchmarks only"})
+			}
+			if _, ok := m.ThresholdFor(cfg.TargetFMR, string(m.Metric)); !ok && i == 0 {
 				var have []string
 				for _, t := range m.Thresholds {
 					if r := fmt.Sprintf("%g", t.FMR); !slices.Contains(have, r) {
@@ -166,8 +170,13 @@ func Preflight(cfg *Config) error {
 				if len(have) > 0 {
 					fix = "use one of the calibrated rates: " + strings.Join(have, ", ")
 				}
-				add(Problem{Var: "TARGET_FMR", What: fmt.Sprintf("%s has no threshold calibrated for FMR %g", m.Name, cfg.TargetFMR), Fix: fix})
+				add(Problem{Var: "TARGET_FMR", What: fmt.Sprintf("%s has no threshold calibrated for FMR %g (1:1 claims)", m.Name, cfg.TargetFMR), Fix: fix})
 			}
+		}
+		if cal, err := decision.Load(cfg.ModelsConfig.Calibration); err != nil {
+			add(Problem{Var: "CALIBRATION", Path: cfg.ModelsConfig.Calibration, What: err.Error(), Fix: "install models/calibration/decision.json beside the models (make models) or point " + EnvPrefix + "_CALIBRATION at it"})
+		} else if _, err := towerKey(cal, cfg.ModelsConfig.Embedders); err != nil {
+			add(Problem{Var: "EMBEDDERS", What: err.Error(), Fix: "use towers the calibration covers, or recalibrate (docs/accuracy.md)"})
 		}
 	}
 

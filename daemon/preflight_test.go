@@ -28,8 +28,13 @@ func preflightEnv(t *testing.T) (map[string]string, string) {
 		os.WriteFile(p, []byte(id+":"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, 32))+"\n"), 0o600)
 		return p
 	}
+	calFile := filepath.Join(dir, "decision.json")
+	if err := testCalibration().Save(calFile); err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
-		"FACEGATE_DEVICE_ID": "pre", "FACEGATE_STATE_DIR": filepath.Join(dir, "state"), "FACEGATE_MODELS_DIR": models,
+		"FACEGATE_CALIBRATION": calFile,
+		"FACEGATE_DEVICE_ID":   "pre", "FACEGATE_STATE_DIR": filepath.Join(dir, "state"), "FACEGATE_MODELS_DIR": models,
 		"FACEGATE_CAMERA": cam, "FACEGATE_MQTT_EMBEDDED": "true", "FACEGATE_MQTT_EMBEDDED_ADDR": "127.0.0.1:0",
 		"FACEGATE_ENROLL_KEYS": key("enroll-keys", "k1", 1), "FACEGATE_GALLERY_KEY": key("gallery-key", "g1", 2),
 	}, dir
@@ -70,13 +75,17 @@ func TestPreflightNamesEachProblem(t *testing.T) {
 		{"camera missing", func(env map[string]string, dir string) { env["FACEGATE_CAMERA"] = filepath.Join(dir, "no-such-clip") }, "CAMERA", "not found"},
 		{"v4l2 device missing", func(env map[string]string, _ string) { env["FACEGATE_CAMERA"] = "/dev/video97" }, "CAMERA", "no such device"},
 		{"models folder missing", func(env map[string]string, dir string) { env["FACEGATE_MODELS_DIR"] = filepath.Join(dir, "models") }, "MODELS_DIR", "not a folder"},
-		{"embedder missing", func(env map[string]string, _ string) { env["FACEGATE_EMBEDDER"] = "no-such-model" }, "EMBEDDER", "dlib-resnet-v1"},
+		{"calibration missing", func(env map[string]string, dir string) { env["FACEGATE_CALIBRATION"] = filepath.Join(dir, "nope.json") }, "CALIBRATION", "no such file"},
+		{"tower not calibrated", func(env map[string]string, dir string) {
+			env["FACEGATE_EMBEDDERS"] = "dlib-resnet-v1,vggface2-resnet50"
+		}, "EMBEDDERS", "not calibrated"},
+		{"embedder missing", func(env map[string]string, _ string) { env["FACEGATE_EMBEDDER"] = "no-such-model" }, "EMBEDDERS", "dlib-resnet-v1"},
 		{"uncalibrated FMR", func(env map[string]string, _ string) { env["FACEGATE_TARGET_FMR"] = "0.5" }, "TARGET_FMR", "calibrated rates: "},
 		{"password file missing", func(env map[string]string, dir string) {
 			env["FACEGATE_MQTT_PASSWORD_FILE"] = filepath.Join(dir, "mqtt-password")
 			env["FACEGATE_MQTT_USERNAME"] = "gate"
 		}, "MQTT_PASSWORD_FILE", "file not found"},
-		{"untrained embedder", func(env map[string]string, _ string) { env["FACEGATE_EMBEDDER"] = "vggface2-resnet50" }, "EMBEDDER", "untrained"},
+		{"untrained embedder", func(env map[string]string, _ string) { env["FACEGATE_EMBEDDER"] = "vggface2-resnet50" }, "EMBEDDERS", "untrained"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, dir := preflightEnv(t)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,7 +26,7 @@ import (
 	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/daemon/sdnotify"
-	"github.com/facegate/facegate/enroll"
+	"github.com/facegate/facegate/decision"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/align"
@@ -49,7 +50,11 @@ type Service struct {
 	cfg      *Config
 	log      *slog.Logger
 	version  string
-	det, emb *infer.Model
+	det      *infer.Model
+	embs     []*infer.Model // one per tower
+	towers   []*Tower
+	fusion   *Fusion
+	rule     atomic.Pointer[VisitRule] // 1:N rule for the current gallery size
 	pipe     *infer.Pipeline
 	st       *store.Store
 	gallery  *Gallery
@@ -110,33 +115,35 @@ func GalleryKeys(nameOrPath string) ([]store.Key, error) {
 // GalleryPath is the gallery database in the state directory.
 func GalleryPath(stateDir string) string { return filepath.Join(stateDir, "gallery.db") }
 
-// LoadModels loads the detector and embedder, refusing untrained weights
-// unless allowed, and returns the threshold calibrated for targetFMR.
-func LoadModels(cfg ModelsConfig, targetFMR float64) (det, emb *infer.Model, th manifest.Threshold, err error) {
+// LoadModels loads the detector, the decision calibration and the towers
+// (cfg.Embedders), refusing untrained weights unless allowed, and returns
+// the first tower's per-comparison threshold for targetFMR (1:1 claims).
+// The caller closes det and every model of embs.
+func LoadModels(cfg ModelsConfig, targetFMR float64) (det *infer.Model, towers []*Tower, embs []*infer.Model, cal *decision.Calibration, th manifest.Threshold, err error) {
 	opts := infer.Options{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
 		GPU: infer.GPUOptions{VisibleDevices: cfg.GPUDevices, AllowGrowth: cfg.GPUAllowGrowth, MemoryFraction: cfg.GPUMemFraction}}
+	if cal, err = decision.Load(cfg.Calibration); err != nil {
+		return nil, nil, nil, nil, th, fmt.Errorf("FACEGATE_CALIBRATION: %w", err)
+	}
 	det, err = infer.Load(filepath.Join(cfg.Dir, cfg.Detector), opts)
 	if err != nil {
-		return nil, nil, th, err
+		return nil, nil, nil, nil, th, err
 	}
-	emb, err = infer.Load(filepath.Join(cfg.Dir, cfg.Embedder), opts)
+	towers, embs, err = LoadTowers(cfg, cal, opts)
 	if err != nil {
 		det.Close()
-		return nil, nil, th, err
+		return nil, nil, nil, nil, th, err
 	}
-	man := emb.Manifest()
-	if man.Weights == manifest.WeightsUntrained && !cfg.AllowUntrained {
-		det.Close()
-		emb.Close()
-		return nil, nil, th, fmt.Errorf("%w (%s %s): it cannot recognise anyone; load a pretrained model, or set FACEGATE_ALLOW_UNTRAINED=true for benchmarks and tests only", ErrUntrained, man.Name, man.Version)
-	}
+	man := towers[0].Emb.Model().Manifest()
 	th, ok := man.ThresholdFor(targetFMR, string(man.Metric))
 	if !ok {
 		det.Close()
-		emb.Close()
-		return nil, nil, th, fmt.Errorf("%w for FMR %g in %s's manifest (has %d thresholds): run `make calibrate` or pick FACEGATE_TARGET_FMR among the calibrated ones", ErrNotCalibrated, targetFMR, man.Name, len(man.Thresholds))
+		for _, m := range embs {
+			m.Close()
+		}
+		return nil, nil, nil, nil, th, fmt.Errorf("%w for FMR %g in %s's manifest (has %d thresholds): run `make calibrate` or pick FACEGATE_TARGET_FMR among the calibrated ones", ErrNotCalibrated, targetFMR, man.Name, len(man.Thresholds))
 	}
-	return det, emb, th, nil
+	return det, towers, embs, cal, th, nil
 }
 
 // NewService opens everything the gate needs, in order, and fails before
@@ -192,23 +199,22 @@ func (s *Service) open() (err error) {
 
 	// Models.
 	start := time.Now()
-	if s.det, s.emb, s.thresh, err = LoadModels(cfg.ModelsConfig, cfg.TargetFMR); err != nil {
+	var cal *decision.Calibration
+	if s.det, s.towers, s.embs, cal, s.thresh, err = LoadModels(cfg.ModelsConfig, cfg.TargetFMR); err != nil {
 		return err
 	}
-	man := s.emb.Manifest()
-	log.Info("models loaded", "detector", s.det.Manifest().Name, "embedder", man.Name, "version", man.Version,
-		"weights", man.Weights, "threshold", s.thresh.Value, "score", s.thresh.Score, "fmr", s.thresh.FMR,
-		"calibrated_on", s.thresh.Dataset, "took", time.Since(start).Round(time.Millisecond))
+	if s.fusion, err = NewFusion(cal, s.towers); err != nil {
+		return fmt.Errorf("FACEGATE_CALIBRATION: %w", err)
+	}
+	log.Info("models loaded", "detector", s.det.Manifest().Name, "embedders", strings.Join(cfg.Embedders, ","), "towers", s.fusion.Key(),
+		"calibration", cfg.Calibration, "target_fpir", cfg.TargetFPIR, "claim_threshold", s.thresh.Value, "claim_score", s.thresh.Score, "claim_fmr", s.thresh.FMR,
+		"took", time.Since(start).Round(time.Millisecond))
 	s.modelsLoaded(time.Since(start))
 	det, err := infer.NewDetector(s.det, infer.DetectorConfig{})
 	if err != nil {
 		return err
 	}
-	emb, err := infer.NewEmbedder(s.emb)
-	if err != nil {
-		return err
-	}
-	s.pipe = &infer.Pipeline{Det: det, Emb: emb, PadRetry: 0.25}
+	s.pipe = &infer.Pipeline{Det: det, Emb: s.towers[0].Emb, PadRetry: 0.25}
 
 	// Gallery.
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -218,34 +224,47 @@ func (s *Service) open() (err error) {
 	if err != nil {
 		return err
 	}
-	sc, err := enroll.NewScorer(man)
-	if err != nil {
-		return err
+	var gts []GalleryTower
+	for _, t := range s.towers {
+		gts = append(gts, GalleryTower{Model: t.Store, Scorer: t.Scorer})
 	}
-	s.gallery, err = OpenGallery(s.st, sc, store.Model{Name: man.Name, Version: man.Version}, log.With("component", "gallery"))
+	s.gallery, err = OpenGallery(s.st, gts, log.With("component", "gallery"))
 	if err != nil {
 		return err
 	}
 	log.Info("gallery open", "people", s.gallery.Len())
 
-	// Stats.
+	// Stats: 1:N scores are fused logits against the per-visit threshold;
+	// 1:1-only gates keep the first tower's per-comparison scores.
 	hi := s.thresh.Score == string(manifest.MetricCosine) || s.thresh.Score == "probability"
 	edges := mqtt.LinearEdges(0, 2, 40)
 	if hi {
 		edges = mqtt.LinearEdges(0, 1, 20)
 	}
+	if cfg.Mode == "1:N" {
+		edges = mqtt.LinearEdges(-20, 20, 40)
+	}
 	s.acc = mqtt.NewAccumulator(time.Now(), mqtt.AccumulatorOptions{Edges: edges})
-	s.acc.SetOperatingPoint(s.thresh.Value, s.thresh.FMR, hi, mqtt.ModelRef{ID: man.Name, Version: man.Version})
+	if err := s.updateRule(); err != nil {
+		return err
+	}
 	s.updateGalleryStats()
 
 	// Engine.
 	q := quality.Thresholds{MinInterOcular: cfg.MinInterOcular, MinSharpness: cfg.MinSharpness, MaxYaw: cfg.MaxYaw,
 		MaxPitch: cfg.MaxPitch, MaxRoll: cfg.MaxRoll, MinMeanLuma: 40, MaxMeanLuma: 220, MaxClipped: 0.25}
 	s.progress = sdnotify.NewProgress(30*time.Second, nil)
+	var visits *VisitDecider
+	if cfg.Mode == "1:N" {
+		visits = NewVisitDecider(VisitDeciderConfig{Visit: VisitConfig{Gap: cfg.VisitGap, Timeout: cfg.VisitLimit},
+			Cooldown: cfg.Cooldown, UnknownInterval: cfg.UnknownInterval, Rule: func() VisitRule { return *s.rule.Load() },
+			Log: log.With("component", "visits")})
+	}
 	s.engine, err = NewEngine(EngineConfig{
-		Pipe: s.pipe, Gallery: s.gallery, Threshold: s.thresh, Quality: q, Log: log.With("component", "engine"),
+		Pipe: s.pipe, Towers: s.towers, Fusion: s.fusion, Gallery: s.gallery, Visits: visits,
+		Threshold: s.thresh, Quality: q, Log: log.With("component", "engine"),
 		Decider: NewDecider(DeciderConfig{AgreeN: cfg.AgreeN, AgreeM: cfg.AgreeM, Cooldown: cfg.Cooldown,
-			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: hi, IdentifyOpen: cfg.Mode == "1:N"}),
+			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: s.thresh.Score != string(manifest.MetricEuclidean)}),
 		Emit: s.emit, Progress: s.progress, Observe: s.observe, KeepFrames: cfg.IncludeImage,
 		Track: cfg.TrackConfig.Track(),
 	})
@@ -307,8 +326,8 @@ func (s *Service) Close() {
 	if s.det != nil {
 		s.det.Close()
 	}
-	if s.emb != nil {
-		s.emb.Close()
+	for _, m := range s.embs {
+		m.Close()
 	}
 	if s.broker != nil {
 		s.broker.Close()
@@ -411,7 +430,7 @@ func (s *Service) readyAndWatch(ctx context.Context) error {
 // emit turns a decision into an event, publishes it through the outbox and
 // records it in the stats.
 func (s *Service) emit(d Decision, fi *FaceInfo) {
-	man := s.emb.Manifest()
+	man := s.towers[0].Emb.Model().Manifest()
 	ev := mqtt.Event{
 		ID:            newEventID(),
 		Time:          d.Time.UTC(),
@@ -431,8 +450,11 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 	if math.IsNaN(ev.Score) {
 		ev.Score = 0
 	}
-	if d.Subject != "" && (d.Verdict != Unknown) {
+	if d.Subject != "" && d.Verdict != Unknown && d.Verdict != Ambiguous {
 		ev.Subject = &mqtt.Subject{ID: d.Subject, Name: s.gallery.Name(d.Subject)}
+	}
+	if d.Visit != nil {
+		s.visitFields(&ev, d)
 	}
 	if fi != nil {
 		ev.Face = &mqtt.Box{X: int(fi.Box[0]), Y: int(fi.Box[1]), W: int(fi.Box[2] - fi.Box[0]), H: int(fi.Box[3] - fi.Box[1])}
@@ -454,6 +476,68 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 	s.acc.Observe(pub)
 	s.log.Info("decision", "event", pub.ID, "seq", pub.Seq, "decision", pub.Decision, "reason", pub.Reason, "mode", pub.Mode,
 		"subject", d.Subject, "score", pub.Score, "threshold", pub.Threshold, "latency_ms", pub.LatencyMS)
+}
+
+// visitFields fills in a 1:N decision's fused score, towers, rule and
+// visit, and the candidates of an ambiguous one.
+func (s *Service) visitFields(ev *mqtt.Event, d Decision) {
+	v := d.Visit
+	n := v.Rule.GallerySize
+	ev.Threshold, ev.HigherIsMatch, ev.ThresholdFMR = v.Rule.Threshold, true, 0
+	ev.GallerySize, ev.TargetFPIR = &n, v.Rule.FPIR
+	req := v.Rule.Margin
+	ev.RequiredMargin = &req
+	ev.Model = mqtt.ModelRef{ID: strings.Join(s.cfg.Embedders, "+"), Version: v.Rule.Towers}
+	if m := v.Margin(); !math.IsInf(m, 0) && !math.IsNaN(m) {
+		ev.Margin = &m
+	}
+	if v.Best != nil {
+		ev.Towers = s.towerScores(v.Best.Raw)
+	}
+	if d.Verdict == Ambiguous {
+		for _, c := range []*VisitCandidate{v.Best, v.Second} {
+			if c != nil {
+				ev.Candidates = append(ev.Candidates, mqtt.Candidate{ID: c.ID, Name: s.gallery.Name(c.ID), Score: c.Logit, Towers: s.towerScores(c.Raw)})
+			}
+		}
+	}
+	ev.Visit = &mqtt.Visit{ID: v.ID, Frames: v.Frames, FramesSeen: v.Seen, End: string(v.End)}
+	if !v.FirstGood.IsZero() {
+		ev.Visit.DecisionMS = math.Max(0, float64(time.Since(v.FirstGood).Microseconds())/1000)
+	}
+}
+
+func (s *Service) towerScores(raw []float64) []mqtt.TowerScore {
+	var out []mqtt.TowerScore
+	for i, r := range raw {
+		if i < len(s.towers) && !math.IsNaN(r) {
+			t := s.towers[i]
+			out = append(out, mqtt.TowerScore{Model: t.Name(), Score: r, HigherIsMatch: t.Norm.Metric != decision.Euclidean})
+		}
+	}
+	return out
+}
+
+// updateRule recomputes the 1:N rule for the current gallery size (at
+// start, and through updateGalleryStats after every enrollment change) and
+// the stats' operating point.
+func (s *Service) updateRule() error {
+	n := s.gallery.Len()
+	r, err := s.fusion.Rule(n, s.cfg.TargetFPIR)
+	if err != nil {
+		return fmt.Errorf("FACEGATE_TARGET_FPIR: %w", err)
+	}
+	vr := &VisitRule{Rule: r, GallerySize: n, FPIR: s.cfg.TargetFPIR, Towers: s.fusion.Key()}
+	if old := s.rule.Swap(vr); old == nil || old.Threshold != vr.Threshold {
+		s.log.Info("1:N threshold", "gallery_size", n, "target_fpir", vr.FPIR, "threshold", vr.Threshold, "margin", vr.Margin, "max_frames", vr.MaxFrames, "towers", vr.Towers)
+	}
+	man := s.towers[0].Emb.Model().Manifest()
+	if s.cfg.Mode == "1:N" {
+		s.acc.SetOperatingPoint(vr.Threshold, 0, true, mqtt.ModelRef{ID: strings.Join(s.cfg.Embedders, "+"), Version: vr.Towers})
+	} else {
+		s.acc.SetOperatingPoint(s.thresh.Value, s.thresh.FMR, s.thresh.Score != string(manifest.MetricEuclidean), mqtt.ModelRef{ID: man.Name, Version: man.Version})
+	}
+	return nil
 }
 
 // qualityScore condenses a quality report to 0..1: the share of checks
@@ -542,17 +626,59 @@ func (s *Service) stats() mqtt.Stats {
 }
 
 // updateGalleryStats re-estimates FMR and FNMR from the gallery against
-// itself at the current threshold.
+// itself at the current threshold: per comparison on the first tower in
+// 1:1-only mode, by the fused logit of one frame against the per-visit
+// threshold in 1:N mode (people with templates of every tower only).
 func (s *Service) updateGalleryStats() {
-	sc := enroll.Scorer{Metric: s.emb.Manifest().Metric, Dim: s.emb.Manifest().EmbeddingDim, Head: s.emb.Manifest().Head}
-	hi := s.thresh.Score != string(manifest.MetricEuclidean)
-	edges := mqtt.LinearEdges(0, 2, 40)
-	if hi {
-		edges = mqtt.LinearEdges(0, 1, 20)
+	if err := s.updateRule(); err != nil {
+		s.log.Error("1:N threshold not updated", "people", s.gallery.Len(), "err", err)
 	}
-	est := mqtt.EstimateGallery(s.gallery.Templates(), func(a, b []float32) float64 {
-		return scoreValue(sc.Compare(a, b), s.thresh)
-	}, mqtt.GalleryOptions{Threshold: s.thresh.Value, HigherIsMatch: hi, Edges: edges})
+	if s.cfg.Mode != "1:N" {
+		t := s.towers[0]
+		hi := s.thresh.Score != string(manifest.MetricEuclidean)
+		edges := mqtt.LinearEdges(0, 2, 40)
+		if hi {
+			edges = mqtt.LinearEdges(0, 1, 20)
+		}
+		est := mqtt.EstimateGallery(s.gallery.Templates(0), func(a, b []float32) float64 {
+			return scoreValue(t.Scorer.Compare(a, b), s.thresh)
+		}, mqtt.GalleryOptions{Threshold: s.thresh.Value, HigherIsMatch: hi, Edges: edges})
+		s.acc.SetGallery(est)
+		return
+	}
+	// Each template is the concatenation of one image's tower embeddings.
+	joined := map[string][][]float32{}
+	per := make([]map[string][][]float32, len(s.towers))
+	for i := range s.towers {
+		per[i] = s.gallery.Templates(i)
+	}
+	for id, first := range per[0] {
+		ok := true
+		for i := 1; i < len(per); i++ {
+			ok = ok && len(per[i][id]) == len(first)
+		}
+		if !ok {
+			continue
+		}
+		for j := range first {
+			var v []float32
+			for i := range per {
+				v = append(v, per[i][id][j]...)
+			}
+			joined[id] = append(joined[id], v)
+		}
+	}
+	raw := make([]float64, len(s.towers))
+	est := mqtt.EstimateGallery(joined, func(a, b []float32) float64 {
+		off := 0
+		for i, t := range s.towers {
+			d := t.Emb.Dim()
+			raw[i] = t.Raw(t.Scorer.Compare(a[off:off+d], b[off:off+d]))
+			off += d
+		}
+		l, _ := s.fusion.Logit(raw)
+		return l
+	}, mqtt.GalleryOptions{Threshold: s.rule.Load().Threshold, HigherIsMatch: true, Edges: mqtt.LinearEdges(-20, 20, 40)})
 	s.acc.SetGallery(est)
 }
 

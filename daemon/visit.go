@@ -54,12 +54,12 @@ type VisitEnd string
 
 // Why visits end.
 const (
-	EndGone    VisitEnd = "gone"     // no face for longer than the gap
-	EndMoved   VisitEnd = "moved"    // the door's face is now another one
-	EndTimeout VisitEnd = "timeout"  // longer than VisitConfig.Timeout
-	EndStopped VisitEnd = "stopped"  // the engine stopped
-	EndClaimed VisitEnd = "claimed"  // a 1:1 claim took the door over
-	endNone    VisitEnd = ""         // not ended
+	EndGone    VisitEnd = "gone"    // no face for longer than the gap
+	EndMoved   VisitEnd = "moved"   // the door's face is now another one
+	EndTimeout VisitEnd = "timeout" // longer than VisitConfig.Timeout
+	EndStopped VisitEnd = "stopped" // the engine stopped
+	EndClaimed VisitEnd = "claimed" // a 1:1 claim took the door over
+	endNone    VisitEnd = ""        // not ended
 )
 
 // Ended is a visit that ended and why.

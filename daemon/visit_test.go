@@ -108,12 +108,12 @@ func TestContinuous(t *testing.T) {
 		want bool
 	}{
 		{box(0, 0, 100), box(0, 0, 100), true},
-		{box(0, 0, 100), box(60, 0, 100), true},   // IoU 0.25
-		{box(0, 0, 100), box(74, 0, 100), true},   // little overlap, centre 0.74 widths away
-		{box(0, 0, 100), box(80, 0, 100), false},  // 0.8 widths away
-		{box(0, 0, 100), box(300, 0, 100), false}, // elsewhere
+		{box(0, 0, 100), box(60, 0, 100), true},    // IoU 0.25
+		{box(0, 0, 100), box(74, 0, 100), true},    // little overlap, centre 0.74 widths away
+		{box(0, 0, 100), box(80, 0, 100), false},   // 0.8 widths away
+		{box(0, 0, 100), box(300, 0, 100), false},  // elsewhere
 		{box(0, 0, 100), box(-10, -10, 190), true}, // grew by 1.9
-		{box(0, 0, 100), box(0, 0, 40), false}, // shrunk by more than half
+		{box(0, 0, 100), box(0, 0, 40), false},     // shrunk by more than half
 	}
 	for _, c := range cases {
 		if got := continuous(c.a, c.b, 0.2, 0.75); got != c.want {

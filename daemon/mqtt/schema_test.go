@@ -113,6 +113,12 @@ func fullStats() Stats {
 func TestPayloadsMatchSchemas(t *testing.T) {
 	sch := schemas(t)
 	minimal := Event{ID: "e1", Seq: 1, Time: time.Now().UTC(), DeviceID: "d", Decision: DecisionUnknown, Mode: ModeIdentify, Model: ModelRef{ID: "m", Version: "v"}}
+	n, m, req := 40, 2.7, 1.0
+	visitEvent := Event{ID: "e2", Seq: 2, Time: time.Now().UTC(), DeviceID: "d", Decision: DecisionAmbiguous, Reason: "margin", Mode: ModeIdentify,
+		Score: 9.1, Threshold: 7.5, HigherIsMatch: true, GallerySize: &n, TargetFPIR: 1e-3, Margin: &m, RequiredMargin: &req,
+		Towers:     []TowerScore{{Model: "dlib-resnet-v1", Score: 0.41, HigherIsMatch: false}, {Model: "sface-2021dec", Score: 0.52, HigherIsMatch: true}},
+		Candidates: []Candidate{{ID: "ada", Name: "Ada", Score: 9.1}, {ID: "eve", Score: 8.4, Towers: []TowerScore{{Model: "sface-2021dec", Score: 0.5, HigherIsMatch: true}}}},
+		Visit:      &Visit{ID: 7, Frames: 3, FramesSeen: 4, DecisionMS: 180, End: "gone"}, Model: ModelRef{ID: "dlib-resnet-v1+sface-2021dec", Version: "dlib+sface"}}
 	idx := 1
 	tr := true
 	haMsgs, err := haDiscovery(&Config{DeviceID: "door1", HADiscoveryPrefix: "homeassistant", Version: "0.1.0"}, NewTopics("facegate", "door1"))
@@ -127,6 +133,7 @@ func TestPayloadsMatchSchemas(t *testing.T) {
 	}{
 		{"event.json", mustJSON(t, fullEvent())},
 		{"event.json", mustJSON(t, minimal)},
+		{"event.json", mustJSON(t, visitEvent)},
 		{"stats.json", mustJSON(t, fullStats())},
 		{"stats.json", mustJSON(t, emptyStats)},
 		{"status.json", mustJSON(t, StatusOnline)},
