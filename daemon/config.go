@@ -48,6 +48,7 @@ type Config struct {
 	TrackConfig
 	BrokerConfig
 	KeysConfig
+	SiteConfig // FACEGATE_SITE_*: config_site.go
 	// MQTT is the broker connection and topics: FACEGATE_MQTT_* (see
 	// docs/mqtt.md). Its device id and outbox folder come from DEVICE_ID
 	// and STATE_DIR.
@@ -303,6 +304,7 @@ func (c *Config) Validate() error {
 	if c.KeysConfig.EnrollKeys == "" || c.KeysConfig.GalleryKey == "" {
 		bad("GALLERY_KEY", "key locations must be set")
 	}
+	c.SiteConfig.validate(c.DeviceID, bad)
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(errs, "\n  "))

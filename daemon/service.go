@@ -72,6 +72,7 @@ type Service struct {
 	fta      ftaTracker
 	met      *metrics.Metrics // Prometheus side: observability.go
 	metSrv   *metrics.Server
+	site     *siteGate // nil on a single gate: site.go
 
 	firstFrame chan struct{}
 	firstOnce  sync.Once
@@ -298,7 +299,7 @@ func (s *Service) open() (err error) {
 		return fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
 	s.client, err = mqtt.New(mcfg, mqtt.Handlers{
-		Enroll:       s.countedEnroll,
+		Enroll:       s.siteEnroll(s.countedEnroll),
 		Claim:        s.handleClaim,
 		Feedback:     func(_ context.Context, f *mqtt.Feedback) { s.acc.Feedback(*f) },
 		Authenticate: mqtt.VerifyWith(s.verifier, cfg.DeviceID),
@@ -309,12 +310,13 @@ func (s *Service) open() (err error) {
 		return err
 	}
 	s.wireMetrics()
-	return nil
+	return s.openSite()
 }
 
 // Close releases everything NewService opened.
 func (s *Service) Close() {
 	s.stopMetrics()
+	s.closeSite()
 	if s.latest != nil {
 		s.latest.Close()
 	} else if s.src != nil {
@@ -360,6 +362,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.engine.Run(gctx, frameTap{s.latest, s}) })
 	g.Go(func() error { return s.readyAndWatch(gctx) })
+	g.Go(func() error { return s.runSite(gctx) })
 	err := g.Wait()
 
 	s.notifier.Stopping()
@@ -474,6 +477,7 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 		return
 	}
 	s.acc.Observe(pub)
+	s.siteEvent(pub)
 	s.log.Info("decision", "event", pub.ID, "seq", pub.Seq, "decision", pub.Decision, "reason", pub.Reason, "mode", pub.Mode,
 		"subject", d.Subject, "score", pub.Score, "threshold", pub.Threshold, "latency_ms", pub.LatencyMS)
 }

@@ -38,6 +38,7 @@ func commands() []command {
 		{"bench", "measure embedding speed (vs Python TensorFlow with -python), per-face end to end (-e2e), 1:N matching (-matching), memory (-memory), tracking (-tracking)", cmdBench},
 		{"gallery", "check or re-encrypt the gallery database under the current key (the daemon must be stopped)", cmdGallery},
 		{"models", "load and check every model under a folder (default $FACEGATE_MODELS_DIR or build/models)", cmdModels},
+		{"site", "replication between gates: status, init, serve (a NATS member), keygen (docs/site.md)", cmdSite},
 	}
 }
 
