@@ -49,7 +49,7 @@ include $(sort $(wildcard mk/*.mk))
 
 .PHONY: deps venv tf-check build models models-test test test-go test-py run bench lint clean
 
-deps: venv tf-check $(DEPS_TARGETS)
+deps: apt-deps venv tf-check $(DEPS_TARGETS)
 
 # The venv is rebuilt when the pinned requirements change.
 venv: $(VENV)/.stamp
@@ -84,7 +84,12 @@ test-py: venv
 test-go: deps models
 	$(GO) test $(GOTEST_FLAGS) ./...
 
-run: build models
+# The demo needs the binary and the two models the daemon runs by default,
+# not everything deps and models make for the tests (mk/fresh.mk checks it
+# from a clean clone).
+DEMO_MODELS := blazeface-short dlib-resnet-v1
+run: apt-deps venv tf-check $(foreach m,$(DEMO_MODELS),$(MODELS_OUT)/$(m)/facegate.json)
+	$(GO) build -o $(BIN)/facegate ./cmd/facegate
 	@bash scripts/demo.sh
 
 bench: deps models $(BENCH_TARGETS)
