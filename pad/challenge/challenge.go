@@ -43,6 +43,7 @@ type Config struct {
 	Turn       float64 // yaw change from the baseline in the asked direction
 	TurnAbs    float64 // yaw in the asked direction, absolute
 	Wrong      float64 // change and absolute yaw the other way that fail
+	Agree      float64 // |Yaw - MidlineYaw| at most this on a turned frame
 	HoldFrames int     // consecutive turned frames needed
 	// MinReaction: a turn before Issued+MinReaction is too early.
 	MinReaction time.Duration
@@ -55,7 +56,7 @@ type Config struct {
 // DefaultConfig is the calibrated rule (docs/pad.md).
 func DefaultConfig() Config {
 	return Config{
-		FrontalMax: 20, Turn: 20, TurnAbs: 20, Wrong: 15, HoldFrames: 2,
+		FrontalMax: 30, Turn: 20, TurnAbs: 20, Wrong: 15, Agree: 15, HoldFrames: 2,
 		MinReaction: 300 * time.Millisecond, Timeout: 5 * time.Second,
 		MaxGap: 700 * time.Millisecond, MaxJump: 0.75, MaxScale: 1.5,
 	}
@@ -73,6 +74,7 @@ func (c Config) Validate() error {
 	ang("Turn", c.Turn, 1, 80)
 	ang("TurnAbs", c.TurnAbs, 0, 80)
 	ang("Wrong", c.Wrong, 1, 80)
+	ang("Agree", c.Agree, 1, 90)
 	ang("MaxJump", c.MaxJump, 0.01, 10)
 	ang("MaxScale", c.MaxScale, 1, 10)
 	if c.HoldFrames < 1 || c.HoldFrames > 100 {

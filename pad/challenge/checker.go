@@ -39,7 +39,8 @@ type Result struct {
 	// At is the time of the frame that decided it (zero while pending).
 	At time.Time
 	// Baseline is the first face's pose; Peak the largest turn in the
-	// asked direction seen (the smaller of the two estimates' changes).
+	// asked direction seen on a frame whose estimates agree (the smaller
+	// of the two estimates' changes).
 	Baseline Pose
 	Peak     float64
 	Frames   int // observations with a face
@@ -162,9 +163,12 @@ func (c *Checker) Observe(o Observation) Result {
 	}
 	b := c.res.Baseline
 	dy, dm := c.dir*(p.Yaw-b.Yaw), c.dir*(p.MidlineYaw-b.MidlineYaw)
-	c.res.Peak = math.Max(c.res.Peak, math.Min(dy, dm))
+	agree := math.Abs(p.Yaw-p.MidlineYaw) <= c.cfg.Agree
+	if agree {
+		c.res.Peak = math.Max(c.res.Peak, math.Min(dy, dm))
+	}
 	turned := func(s, move, abs float64) bool {
-		return s*(p.Yaw-b.Yaw) >= move && s*p.Yaw >= abs &&
+		return agree && s*(p.Yaw-b.Yaw) >= move && s*p.Yaw >= abs &&
 			s*(p.MidlineYaw-b.MidlineYaw) >= move && s*p.MidlineYaw >= abs
 	}
 	asked := turned(c.dir, c.cfg.Turn, c.cfg.TurnAbs)

@@ -46,8 +46,12 @@
 //     MidlineYaw). Its |Yaw| must be at most FrontalMax, else the result is
 //     Failed/not_frontal: a turned face cannot answer a turn.
 //  2. A frame turns in direction s when, for both estimates e (Yaw and
-//     MidlineYaw), s·(e - baseline) ≥ Turn and s·e ≥ TurnAbs: the head
-//     moved by Turn degrees from where it was and now faces that side.
+//     MidlineYaw), s·(e - baseline) ≥ Turn and s·e ≥ TurnAbs, and the two
+//     estimates agree within Agree degrees: the head moved by Turn degrees
+//     from where it was and now faces that side. (Agreement: on a real
+//     turn both estimates read the same angle; on a picture tilted and
+//     sheared hard, BlazeFace places the nose like a turned face's while
+//     the midline estimate lags far behind, docs/pad.md.)
 //  3. Passed: HoldFrames consecutive frames with a face turn in the asked
 //     direction, the first of them at or after t0+MinReaction.
 //  4. Failed/wrong_direction: HoldFrames consecutive frames with a face turn
