@@ -184,7 +184,7 @@ func PADMetrics(scores []PADScored, threshold float64) (*PADReport, error) {
 // ≥ t are accepted and bona fide ones below t rejected.
 func padDET(bona, attack []float64) []PADDETPoint {
 	ts := append(append([]float64{}, bona...), attack...)
-	ts = append(ts, math.Inf(1))
+	ts = append(ts, math.MaxFloat64) // above every score: nothing accepted
 	sort.Float64s(ts)
 	var out []PADDETPoint
 	prev := math.NaN()

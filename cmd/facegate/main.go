@@ -35,6 +35,7 @@ func commands() []command {
 		{"config", "print the effective configuration from FACEGATE_* variables, validated, secrets redacted", cmdConfig},
 		{"detect", "print the faces found in images as JSON lines (boxes, scores, keypoints)", cmdDetect},
 		{"eval", "measure verification (-pairs) or identification (-identify) accuracy on labelled photos; -calibrate writes thresholds", cmdEval},
+		{"pad-eval", "measure presentation-attack detection on a labelled folder (bona_fide/, attack/<species>/): APCER per species, BPCER, ACER, DET plot", cmdPADEval},
 		{"bench", "measure embedding speed (vs Python TensorFlow with -python), per-face end to end (-e2e), 1:N matching (-matching), memory (-memory), tracking (-tracking)", cmdBench},
 		{"gallery", "check or re-encrypt the gallery database under the current key (the daemon must be stopped)", cmdGallery},
 		{"models", "load and check every model under a folder (default $FACEGATE_MODELS_DIR or build/models)", cmdModels},
