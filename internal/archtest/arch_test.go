@@ -65,6 +65,7 @@ func repoRoot(t *testing.T) string {
 var forbidden = map[string][]string{
 	module + "/capture":         {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/daemon", module + "/eval", module + "/bench"},
 	module + "/enroll":          {"github.com/wamuir/graft", module + "/infer", module + "/daemon", module + "/capture", module + "/eval", module + "/bench"},
+	module + "/enroll/importer": {"github.com/wamuir/graft", module + "/infer", module + "/capture", module + "/eval", module + "/bench"}, // a client of the gate: daemon/mqtt and daemon/auth, never the daemon
 	module + "/daemon/sdnotify": {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
 	module + "/daemon/auth":     {"github.com/wamuir/graft", module + "/infer", module + "/enroll", module + "/capture"},
 	module + "/daemon/mqtt":     {"github.com/wamuir/graft", module + "/infer", module + "/capture"},
