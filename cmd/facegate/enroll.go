@@ -18,7 +18,7 @@ import (
 )
 
 // cmdEnroll sends a signed enrollment request to a gate and prints its reply.
-func cmdEnroll(_ context.Context, args []string, stdout io.Writer) error {
+func cmdEnroll(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
 	var cf clientFlags
 	cf.register(fs)
@@ -33,6 +33,7 @@ func cmdEnroll(_ context.Context, args []string, stdout io.Writer) error {
   camera SUBJECT NAME            enrol from the next -frames good camera frames
   delete SUBJECT                 delete a person (templates erased)
   list                           list enrolled people
+  import (-csv FILE | -dir DIR)  bulk import (facegate enroll import -h)
 
 The request is signed with the first key of -keys (HMAC-SHA256, see
 docs/security.md) and sent to PREFIX/DEVICE/enroll/request; the reply is
@@ -90,6 +91,8 @@ flags:
 		req.Op, req.SubjectID = mqtt.OpDelete, a[1]
 	case "list":
 		req.Op = mqtt.OpList
+	case "import":
+		return cmdImport(ctx, a[1:], stdout, cf)
 	default:
 		fs.Usage()
 		return errUsage
