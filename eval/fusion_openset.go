@@ -21,8 +21,9 @@ type OpenSetResult struct {
 	Trials int    `json:"galleries"`
 	// Mated visits: someone enrolled from one photo, shown up to MaxFrames
 	// other photos. Non-mated: someone not enrolled.
-	Mated    int `json:"mated_visits"`
-	NonMated int `json:"non_mated_visits"`
+	Mated      int `json:"mated_visits"`
+	MatedMulti int `json:"mated_multi_frame_visits"`
+	NonMated   int `json:"non_mated_visits"`
 	// NonMatedMulti: non-mated visits with more than one frame.
 	NonMatedMulti int `json:"non_mated_multi_frame_visits"`
 	// At the calibrated rule, per target FPIR.
@@ -49,6 +50,9 @@ type CalibratedPoint struct {
 	Ambiguous int `json:"ambiguous"`
 	// MeanFrames: frames seen before a correct grant, on average.
 	MeanFrames float64 `json:"mean_frames_to_grant"`
+	// FNIRMulti: FNIR of the mated visits with two or more frames (people
+	// with three or more photos); FNIR counts single-photo visits too.
+	FNIRMulti float64 `json:"fnir_multi_frame"`
 }
 
 // SweptPoint is FNIR at a target FPIR, threshold chosen on the test
@@ -325,6 +329,9 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 	for _, v := range visits {
 		if v.mated {
 			res.Mated++
+			if len(v.looks) > 1 {
+				res.MatedMulti++
+			}
 		} else {
 			res.NonMated++
 			if len(v.looks) > 1 {
@@ -338,9 +345,12 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		}
 	}
 	rates := func(rules [2]decision.Rule) (fpir, fnir float64, p CalibratedPoint) {
-		frames, right := 0, 0
+		frames, right, rightMulti := 0, 0, 0
 		for _, v := range visits {
 			ok, bad, d := outcome(rules[v.fold], v)
+			if ok && len(v.looks) > 1 {
+				rightMulti++
+			}
 			switch {
 			case !v.mated && bad:
 				p.FalseGrants++
@@ -356,6 +366,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		p.FPIR = float64(p.FalseGrants) / float64(max(res.NonMated, 1))
 		p.FNIR = 1 - float64(right)/float64(max(res.Mated, 1))
 		p.MeanFrames = float64(frames) / float64(max(right, 1))
+		p.FNIRMulti = 1 - float64(rightMulti)/float64(max(res.MatedMulti, 1))
 		return p.FPIR, p.FNIR, p
 	}
 	for _, t := range targets {

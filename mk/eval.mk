@@ -44,3 +44,22 @@ head: | $(EVAL_OUT)
 	test -f $(EVAL_OUT)/lfw-$(EVAL_MODEL).scores.tsv || $(MAKE) accuracy
 	$(PY) models/train_head.py --model $(EVAL_MODEL) --scores $(EVAL_OUT)/lfw-$(EVAL_MODEL).scores.tsv \
 	  --scores $(EVAL_OUT)/extra-$(EVAL_MODEL).scores.tsv --report $(EVAL_OUT)/head-$(EVAL_MODEL).md
+
+# Fusion of the two towers, open-set 1:N per visit and the door's decision
+# calibration (issue 17; docs/decision.md). Every image under faces/ is
+# embedded once per tower into $(EVAL_OUT)/emb-MODEL-DETECTOR.gob, so reruns
+# take minutes, not the embedding time.
+#   make accuracy-fusion      figures into build/eval/fusion.{txt,json}, fusion-roc.svg, fusion-det.svg
+#   make calibrate-decision   the same, and rewrites models/calibration/decision.json
+FUSION_TOWERS ?= dlib=dlib-resnet-v1,sface=sface-2021dec
+FUSION_FLAGS  = eval -fusion -detector $(EVAL_DET) -towers $(FUSION_TOWERS) -root $(EVAL_DATA)/faces \
+  -lfw-pairs $(EVAL_DATA)/pairs-lfw-folds1-5.tsv -extra-pairs $(EVAL_DATA)/pairs-extra.tsv \
+  -aliases $(EVAL_DATA)/aliases.tsv -cache-dir $(EVAL_OUT) -out-dir $(EVAL_OUT)
+
+.PHONY: accuracy-fusion calibrate-decision
+
+accuracy-fusion: build models | $(EVAL_OUT)
+	$(EVAL_BIN) $(FUSION_FLAGS)
+
+calibrate-decision: build models | $(EVAL_OUT)
+	$(EVAL_BIN) $(FUSION_FLAGS) -decision-out models/calibration/decision.json -provenance-command "make calibrate-decision"
