@@ -46,6 +46,7 @@ type Config struct {
 	DecideConfig
 	QualityConfig
 	TrackConfig
+	PADConfig // FACEGATE_PAD*: pad.go
 	BrokerConfig
 	KeysConfig
 	SiteConfig // FACEGATE_SITE_*: config_site.go
@@ -305,6 +306,7 @@ func (c *Config) Validate() error {
 		bad("GALLERY_KEY", "key locations must be set")
 	}
 	c.SiteConfig.validate(c.DeviceID, bad)
+	c.PADConfig.validate(c.ModelsConfig.Dir, bad)
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(errs, "\n  "))

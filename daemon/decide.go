@@ -56,6 +56,8 @@ type Decision struct {
 	Best Observation
 	// Visit is the 1:N decision's visit: evidence, rule, candidates.
 	Visit *VisitReport
+	// PAD is the visit's presentation-attack result (nil without PAD).
+	PAD *PADReport
 }
 
 // DeciderConfig are the decision rules.

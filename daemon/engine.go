@@ -71,6 +71,16 @@ type EngineConfig struct {
 	// Stages receives each stage's time per frame and the frames the
 	// engine's queues drop (daemon/metrics); nil ignores them.
 	Stages StageObserver
+	// PAD scores the visit's face for passive presentation-attack
+	// detection (infer.PAD) on the frames Visits.WantsPAD asks for; nil
+	// scores nothing.
+	PAD PADScorer
+}
+
+// PADScorer scores one face of a frame: p_real (infer.PAD). It is called
+// from the decide stage.
+type PADScorer interface {
+	Score(img *imageio.RGB, box detect.Box) (infer.PADResult, error)
 }
 
 // StageObserver records per-stage times (metrics.Stages) and queue drops
@@ -391,6 +401,16 @@ func (e *Engine) decideVisit(a analysed) {
 	start := time.Now()
 	vf, best := e.visitFrame(a)
 	e.stageDone(metrics.StageMatch, start)
+	if e.PAD != nil && vf.Good && e.Visits.WantsPAD(vf.Box, vf.Time) {
+		start = time.Now()
+		r, err := e.PAD.Score(a.img, a.face.Box)
+		if err != nil {
+			e.Log.Warn("pad not scored", "seq", a.frame.Seq, "err", err)
+		} else {
+			vf.PAD = r.PReal
+		}
+		e.stageDone(metrics.StagePAD, start)
+	}
 	if e.Observe != nil {
 		r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
 			Acquired: a.face != nil, Score: math.NaN(), Tracked: a.tracked}
@@ -425,6 +445,13 @@ func (e *Engine) visitFrame(a analysed) (VisitFrame, *ScoredCandidate) {
 	}
 	p := a.primary
 	vf.Face, vf.Box = true, [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
+	pts := make([][2]float64, len(p.Keypoints))
+	for i, k := range p.Keypoints {
+		pts[i] = [2]float64{k.X, k.Y}
+	}
+	if kp, err := quality.KeypointsFrom(pts, p.Names); err == nil {
+		vf.Keypoints, vf.HasKeypoints = kp, true
+	}
 	if a.face == nil {
 		return vf, nil
 	}

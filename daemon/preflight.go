@@ -173,6 +173,7 @@ func Preflight(cfg *Config) error {
 				add(Problem{Var: "TARGET_FMR", What: fmt.Sprintf("%s has no threshold calibrated for FMR %g (1:1 claims)", m.Name, cfg.TargetFMR), Fix: fix})
 			}
 		}
+		ps = append(ps, preflightPAD(cfg)...)
 		if cal, err := decision.Load(cfg.ModelsConfig.Calibration); err != nil {
 			add(Problem{Var: "CALIBRATION", Path: cfg.ModelsConfig.Calibration, What: err.Error(), Fix: "install models/calibration/decision.json beside the models (make models) or point " + EnvPrefix + "_CALIBRATION at it"})
 		} else if _, err := towerKey(cal, cfg.ModelsConfig.Embedders); err != nil {

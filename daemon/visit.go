@@ -74,6 +74,15 @@ type VisitTracker struct {
 	cfg  VisitConfig
 	cur  *Visit
 	next uint64
+	hold time.Time // the current visit does not time out before this
+}
+
+// Hold keeps the current visit from timing out before until (a challenge
+// in progress: its own deadline ends it); the gap still ends it.
+func (t *VisitTracker) Hold(until time.Time) {
+	if t.cur != nil && until.After(t.hold) {
+		t.hold = until
+	}
 }
 
 // NewVisitTracker returns a tracker; zero fields of cfg take the defaults.
@@ -135,7 +144,7 @@ func (t *VisitTracker) Tick(now time.Time) *Ended {
 	switch {
 	case now.Sub(t.cur.Last) > t.cfg.Gap:
 		return t.end(EndGone)
-	case now.Sub(t.cur.Start) >= t.cfg.Timeout:
+	case now.Sub(t.cur.Start) >= t.cfg.Timeout && !now.Before(t.hold):
 		return t.end(EndTimeout)
 	}
 	return nil
@@ -151,7 +160,7 @@ func (t *VisitTracker) End(why VisitEnd) *Ended {
 
 func (t *VisitTracker) end(why VisitEnd) *Ended {
 	e := &Ended{Visit: *t.cur, Why: why}
-	t.cur = nil
+	t.cur, t.hold = nil, time.Time{}
 	return e
 }
 
@@ -161,7 +170,7 @@ func (t *VisitTracker) why(box [4]float64, at time.Time) VisitEnd {
 	switch {
 	case at.Sub(v.Last) > t.cfg.Gap:
 		return EndGone
-	case at.Sub(v.Start) >= t.cfg.Timeout:
+	case at.Sub(v.Start) >= t.cfg.Timeout && !at.Before(t.hold):
 		return EndTimeout
 	case !continuous(v.Box, box, t.cfg.MinIoU, t.cfg.MaxShift):
 		return EndMoved

