@@ -34,7 +34,7 @@ func preflightEnv(t *testing.T) (map[string]string, string) {
 	}
 	return map[string]string{
 		"FACEGATE_CALIBRATION": calFile, "FACEGATE_PAD_CALIBRATION": filepath.Join("..", "models", "calibration", PADCalibrationFile),
-		"FACEGATE_DEVICE_ID":   "pre", "FACEGATE_STATE_DIR": filepath.Join(dir, "state"), "FACEGATE_MODELS_DIR": models,
+		"FACEGATE_DEVICE_ID": "pre", "FACEGATE_STATE_DIR": filepath.Join(dir, "state"), "FACEGATE_MODELS_DIR": models,
 		"FACEGATE_CAMERA": cam, "FACEGATE_MQTT_EMBEDDED": "true", "FACEGATE_MQTT_EMBEDDED_ADDR": "127.0.0.1:0",
 		"FACEGATE_ENROLL_KEYS": key("enroll-keys", "k1", 1), "FACEGATE_GALLERY_KEY": key("gallery-key", "g1", 2),
 	}, dir
@@ -89,7 +89,9 @@ func TestPreflightNamesEachProblem(t *testing.T) {
 		{"pad bpcer not calibrated", func(env map[string]string, _ string) { env["FACEGATE_PAD_BPCER"] = "0.02" }, "PAD_BPCER", "calibrated: 0.01, 0.05"},
 		{"pad model missing", func(env map[string]string, _ string) { env["FACEGATE_PAD_MODELS"] = "minifasnet-v2,no-such-pad" }, "PAD_MODELS", "make models"},
 		{"pad model not pad", func(env map[string]string, _ string) { env["FACEGATE_PAD_MODELS"] = "dlib-resnet-v1" }, "PAD_MODELS", "not a PAD model"},
-		{"pad calibration missing", func(env map[string]string, dir string) { env["FACEGATE_PAD_CALIBRATION"] = filepath.Join(dir, "nope.json") }, "PAD_CALIBRATION", "no such file"},
+		{"pad calibration missing", func(env map[string]string, dir string) {
+			env["FACEGATE_PAD_CALIBRATION"] = filepath.Join(dir, "nope.json")
+		}, "PAD_CALIBRATION", "no such file"},
 		{"pad on another detector", func(env map[string]string, _ string) { env["FACEGATE_DETECTOR"] = "blazeface-full" }, "PAD_BPCER", "FACEGATE_PAD=challenge or off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
