@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/manifest"
 	"github.com/facegate/facegate/pad/challenge"
 )
@@ -250,4 +252,98 @@ func preflightPAD(cfg *Config) []Problem {
 		ps = append(ps, Problem{Var: "PAD_BPCER", Path: c.PADCalibration, What: err.Error(), Fix: "use a calibrated FACEGATE_PAD_BPCER (docs/pad.md, calibrating at a site)"})
 	}
 	return ps
+}
+
+// openPAD loads passive PAD's models and threshold and the challenge's
+// issuer as FACEGATE_PAD asks, and builds the visits' PAD policy.
+func (s *Service) openPAD() error {
+	c := s.cfg.PADConfig
+	if c.PADMethod == PADOff {
+		s.log.Warn("presentation-attack detection is off: a photo or a screen of an enrolled person is granted", "var", EnvPrefix+"_PAD")
+		return nil
+	}
+	pol := &PADPolicy{Method: c.PADMethod, MinFrames: DefaultPADMinFrames, Challenge: challenge.DefaultConfig()}
+	pol.Challenge.Mirrored = c.PADMirrored
+	if c.Passive() {
+		cal, err := LoadPADCalibration(c.PADCalibration)
+		if err != nil {
+			return fmt.Errorf("FACEGATE_PAD_CALIBRATION: %w", err)
+		}
+		th, err := cal.Threshold(c.PADBPCER, c.PADModels, s.det.Manifest().Name)
+		if err != nil {
+			return fmt.Errorf("FACEGATE_PAD_BPCER: %w", err)
+		}
+		pol.Threshold, pol.BPCER = th.PReal, th.BPCER
+		mc := s.cfg.ModelsConfig
+		opts := infer.Options{IntraOpThreads: mc.IntraOpThreads, InterOpThreads: mc.InterOpThreads,
+			GPU: infer.GPUOptions{VisibleDevices: mc.GPUDevices, AllowGrowth: mc.GPUAllowGrowth, MemoryFraction: mc.GPUMemFraction}}
+		dirs := make([]string, len(c.PADModels))
+		for i, m := range c.PADModels {
+			dirs[i] = filepath.Join(mc.Dir, m)
+		}
+		if s.pad, s.padClose, err = infer.OpenPAD(dirs, opts, infer.PADConfig{Detector: s.det.Manifest().Name}); err != nil {
+			return fmt.Errorf("FACEGATE_PAD_MODELS: %w", err)
+		}
+	}
+	if c.Challenge() {
+		is, err := challenge.NewIssuer(pol.Challenge, nil)
+		if err != nil {
+			return fmt.Errorf("FACEGATE_PAD: %w", err)
+		}
+		pol.Issuer, pol.OnChallenge = is, s.publishChallenge
+	}
+	s.padPol = pol
+	s.log.Info("presentation-attack detection", "method", pol.Method, "models", strings.Join(c.PADModels, ","),
+		"p_real_threshold", pol.Threshold, "target_bpcer", pol.BPCER, "mirrored", c.PADMirrored)
+	return nil
+}
+
+// publishChallenge sends a visit's challenge to the door's display; a
+// challenge that cannot be queued fails by its deadline (the person never
+// saw it), which is logged here.
+func (s *Service) publishChallenge(ch challenge.Challenge, visit uint64) {
+	err := s.client.PublishChallenge(mqtt.Challenge{ID: ch.ID, Kind: string(ch.Kind), Issued: ch.Issued.UTC(), Deadline: ch.Deadline.UTC(), Visit: visit})
+	if err != nil {
+		s.log.Error("challenge not published", "challenge", ch.ID, "visit", visit, "err", err)
+	}
+}
+
+// padField is the event's PAD result: nil with PAD off; not_checked for
+// decisions PAD had no part in (1:1 claims, which PAD does not cover yet).
+func (s *Service) padField(d Decision) *mqtt.PAD {
+	if s.padPol == nil {
+		return nil
+	}
+	if d.PAD == nil {
+		return &mqtt.PAD{Method: s.padPol.Method, Decision: mqtt.PADNotChecked}
+	}
+	return PADEvent(d.PAD)
+}
+
+// PADEvent turns a decision's PAD report into the event's field.
+func PADEvent(r *PADReport) *mqtt.PAD {
+	p := &mqtt.PAD{Method: r.Method, Frames: r.Frames, TargetBPCER: r.BPCER, Decision: mqtt.PADNotChecked}
+	if !math.IsNaN(r.Score) {
+		sc := r.Score
+		p.Score = &sc
+	}
+	if r.Method == PADPassive || r.Method == PADBoth {
+		th := r.Threshold
+		p.Threshold = &th
+	}
+	switch {
+	case r.Attack:
+		p.Decision = mqtt.PADAttack
+	case r.Passed:
+		p.Decision = mqtt.PADBonaFide
+	}
+	if r.Challenge != nil {
+		co := &mqtt.ChallengeOutcome{ID: r.Challenge.ID, Kind: string(r.Challenge.Kind), Status: string(r.Result.Status),
+			Reason: string(r.Result.Reason), Peak: r.Result.Peak}
+		if l := r.Result.Latency(*r.Challenge); l > 0 {
+			co.LatencyMS = float64(l.Microseconds()) / 1000
+		}
+		p.Challenge = co
+	}
+	return p
 }

@@ -341,3 +341,25 @@ func TestPADConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestPADEventField(t *testing.T) {
+	p, issued := challengePolicy(t, PADBoth)
+	d := testVisitDecider(p)
+	run(d, padFrame(0, 0.9))
+	dx := turnedBy(t, -25*kindDir((*issued)[0].Kind))
+	got := answer(d, dx, 400, 1200)
+	if len(got) != 1 {
+		t.Fatalf("decisions %+v", got)
+	}
+	ev := PADEvent(got[0].PAD)
+	if ev.Method != "both" || ev.Decision != "attack" || ev.Score == nil || *ev.Score != 0.95 || ev.Threshold == nil || *ev.Threshold != 0.735 ||
+		ev.TargetBPCER != 0.05 || ev.Frames != 8 || ev.Challenge == nil || ev.Challenge.ID != (*issued)[0].ID ||
+		ev.Challenge.Status != "failed" || ev.Challenge.Reason != "wrong_direction" || ev.Challenge.LatencyMS <= 400 {
+		t.Fatalf("pad %+v challenge %+v", ev, ev.Challenge)
+	}
+	// Challenge alone: no p_real, no threshold.
+	ev = PADEvent(&PADReport{Method: PADChallenge, Score: math.NaN(), Passed: true})
+	if ev.Score != nil || ev.Threshold != nil || ev.Decision != "bona_fide" {
+		t.Fatalf("challenge only: %+v", ev)
+	}
+}

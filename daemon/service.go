@@ -72,7 +72,10 @@ type Service struct {
 	fta      ftaTracker
 	met      *metrics.Metrics // Prometheus side: observability.go
 	metSrv   *metrics.Server
-	site     *siteGate // nil on a single gate: site.go
+	site     *siteGate  // nil on a single gate: site.go
+	pad      *infer.PAD // passive PAD; nil unless FACEGATE_PAD is passive or both
+	padClose func()
+	padPol   *PADPolicy // nil with FACEGATE_PAD=off
 
 	firstFrame chan struct{}
 	firstOnce  sync.Once
@@ -255,11 +258,18 @@ func (s *Service) open() (err error) {
 	q := quality.Thresholds{MinInterOcular: cfg.MinInterOcular, MinSharpness: cfg.MinSharpness, MaxYaw: cfg.MaxYaw,
 		MaxPitch: cfg.MaxPitch, MaxRoll: cfg.MaxRoll, MinMeanLuma: 40, MaxMeanLuma: 220, MaxClipped: 0.25}
 	s.progress = sdnotify.NewProgress(30*time.Second, nil)
+	if err := s.openPAD(); err != nil {
+		return err
+	}
 	var visits *VisitDecider
 	if cfg.Mode == "1:N" {
 		visits = NewVisitDecider(VisitDeciderConfig{Visit: VisitConfig{Gap: cfg.VisitGap, Timeout: cfg.VisitLimit},
 			Cooldown: cfg.Cooldown, UnknownInterval: cfg.UnknownInterval, Rule: func() VisitRule { return *s.rule.Load() },
-			Log: log.With("component", "visits")})
+			PAD: s.padPol, Log: log.With("component", "visits")})
+	}
+	var padScorer PADScorer
+	if s.pad != nil {
+		padScorer = s.pad
 	}
 	s.engine, err = NewEngine(EngineConfig{
 		Pipe: s.pipe, Towers: s.towers, Fusion: s.fusion, Gallery: s.gallery, Visits: visits,
@@ -267,7 +277,7 @@ func (s *Service) open() (err error) {
 		Decider: NewDecider(DeciderConfig{AgreeN: cfg.AgreeN, AgreeM: cfg.AgreeM, Cooldown: cfg.Cooldown,
 			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: s.thresh.Score != string(manifest.MetricEuclidean)}),
 		Emit: s.emit, Progress: s.progress, Observe: s.observe, KeepFrames: cfg.IncludeImage,
-		Track: cfg.TrackConfig.Track(),
+		Track: cfg.TrackConfig.Track(), PAD: padScorer,
 	})
 	if err != nil {
 		return err
@@ -327,6 +337,9 @@ func (s *Service) Close() {
 	}
 	if s.det != nil {
 		s.det.Close()
+	}
+	if s.padClose != nil {
+		s.padClose()
 	}
 	for _, m := range s.embs {
 		m.Close()
@@ -459,6 +472,7 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 	if d.Visit != nil {
 		s.visitFields(&ev, d)
 	}
+	ev.PAD = s.padField(d)
 	if fi != nil {
 		ev.Face = &mqtt.Box{X: int(fi.Box[0]), Y: int(fi.Box[1]), W: int(fi.Box[2] - fi.Box[0]), H: int(fi.Box[3] - fi.Box[1])}
 		qs := qualityScore(fi.Quality)
@@ -478,8 +492,15 @@ func (s *Service) emit(d Decision, fi *FaceInfo) {
 	}
 	s.acc.Observe(pub)
 	s.siteEvent(pub)
-	s.log.Info("decision", "event", pub.ID, "seq", pub.Seq, "decision", pub.Decision, "reason", pub.Reason, "mode", pub.Mode,
-		"subject", d.Subject, "score", pub.Score, "threshold", pub.Threshold, "latency_ms", pub.LatencyMS)
+	attrs := []any{"event", pub.ID, "seq", pub.Seq, "decision", pub.Decision, "reason", pub.Reason, "mode", pub.Mode,
+		"subject", d.Subject, "score", pub.Score, "threshold", pub.Threshold, "latency_ms", pub.LatencyMS}
+	if pub.PAD != nil {
+		attrs = append(attrs, "pad", pub.PAD.Decision)
+		if pub.PAD.Score != nil {
+			attrs = append(attrs, "pad_score", *pub.PAD.Score)
+		}
+	}
+	s.log.Info("decision", attrs...)
 }
 
 // visitFields fills in a 1:N decision's fused score, towers, rule and

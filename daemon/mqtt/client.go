@@ -78,6 +78,7 @@ type Client struct {
 	otherQ  chan any     // *Claim or *Feedback
 	replyQ  chan message // replies to admitted requests: never dropped
 	refuseQ chan message // replies to refused requests: best effort
+	chQ     chan message // challenges: best effort, first
 	kick    chan struct{}
 
 	password string
@@ -140,6 +141,7 @@ func newClient(cfg Config, h Handlers, logger *slog.Logger, f connFactory) (*Cli
 		otherQ:   make(chan any, cfg.QueueSize),
 		replyQ:   make(chan message, max(replyQueueMin, 4*cfg.QueueSize)),
 		refuseQ:  make(chan message, 64),
+		chQ:      make(chan message, 8),
 		kick:     make(chan struct{}, 1),
 		password: pw,
 		tls:      tlsCfg,
@@ -520,9 +522,33 @@ func (c *Client) publishMessage(ctx context.Context, m message) {
 	}
 }
 
-// replyLoop publishes replies, those to admitted requests first.
+// PublishChallenge queues a challenge for the challenge topic (QoS 1, not
+// retained, not kept across restarts: a challenge is useful for seconds).
+// It never blocks; a full queue drops it with an error.
+func (c *Client) PublishChallenge(ch Challenge) error {
+	ch.DeviceID = c.cfg.DeviceID
+	b, err := json.Marshal(ch)
+	if err != nil {
+		return fmt.Errorf("encode challenge: %w", err)
+	}
+	select {
+	case c.chQ <- message{topic: c.topics.Challenge, payload: b}:
+		return nil
+	default:
+		return errors.New("challenge queue full")
+	}
+}
+
+// replyLoop publishes challenges first, then replies, those to admitted
+// requests first.
 func (c *Client) replyLoop(ctx context.Context) {
 	for {
+		select {
+		case m := <-c.chQ:
+			c.publishMessage(ctx, m)
+			continue
+		default:
+		}
 		select {
 		case m := <-c.replyQ:
 			c.publishMessage(ctx, m)
@@ -532,6 +558,8 @@ func (c *Client) replyLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case m := <-c.chQ:
+			c.publishMessage(ctx, m)
 		case m := <-c.replyQ:
 			c.publishMessage(ctx, m)
 		case m := <-c.refuseQ:

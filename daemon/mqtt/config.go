@@ -294,6 +294,7 @@ func (c *Config) PlaintextCredentialsTo() string {
 // Topics are the topic names of one device.
 type Topics struct {
 	Base, Status, Events, Stats, Claim, EnrollRequest, Feedback string
+	Challenge                                                   string // challenges to the person at the door
 	enrollReply                                                 string
 }
 
@@ -308,6 +309,7 @@ func NewTopics(prefix, deviceID string) Topics {
 		Claim:         base + "/claim",
 		EnrollRequest: base + "/enroll/request",
 		Feedback:      base + "/feedback",
+		Challenge:     base + "/challenge",
 		enrollReply:   base + "/enroll/reply/",
 	}
 }

@@ -24,11 +24,14 @@ const (
 	DecisionDenied    Decision = "denied"
 	DecisionUnknown   Decision = "unknown"
 	DecisionAmbiguous Decision = "ambiguous"
+	// DecisionPresentationAttack: the visit's identity cleared but it
+	// failed presentation-attack detection (Event.PAD says how).
+	DecisionPresentationAttack Decision = "presentation_attack"
 )
 
 // Valid reports whether d is one of the defined decisions.
 func (d Decision) Valid() bool {
-	return d == DecisionGranted || d == DecisionDenied || d == DecisionUnknown || d == DecisionAmbiguous
+	return d == DecisionGranted || d == DecisionDenied || d == DecisionUnknown || d == DecisionAmbiguous || d == DecisionPresentationAttack
 }
 
 // Mode is the verification mode: 1:1 (a claimed identity) or 1:N
@@ -109,7 +112,10 @@ type Event struct {
 	// Candidates are the two closest identities of an ambiguous decision.
 	Candidates []Candidate `json:"candidates,omitempty"`
 	// Visit is the 1:N decision's visit.
-	Visit     *Visit   `json:"visit,omitempty"`
+	Visit *Visit `json:"visit,omitempty"`
+	// PAD is the presentation-attack detection result (absent with
+	// FACEGATE_PAD=off).
+	PAD       *PAD     `json:"pad,omitempty"`
 	Face      *Box     `json:"face,omitempty"`
 	Quality   *float64 `json:"quality,omitempty"`
 	LatencyMS float64  `json:"latency_ms"`
@@ -151,6 +157,55 @@ type Visit struct {
 	// (another face took its place), timeout; absent when decided while the
 	// face was there.
 	End string `json:"end,omitempty"`
+}
+
+// PAD results (PAD.Decision).
+const (
+	PADBonaFide   = "bona_fide"   // every method in force passed
+	PADAttack     = "attack"      // a method failed
+	PADNotChecked = "not_checked" // the visit was decided without it (no identity cleared, or a 1:1 claim)
+)
+
+// PAD is a decision's presentation-attack detection result.
+type PAD struct {
+	// Method is passive, challenge or both (FACEGATE_PAD).
+	Method string `json:"method"`
+	// Score is the median MiniFASNet p_real over Frames scored frames of
+	// the visit, Threshold the p_real a grant needs (calibrated for
+	// TargetBPCER); absent in challenge mode or when no frame was scored.
+	Score       *float64 `json:"score,omitempty"`
+	Threshold   *float64 `json:"threshold,omitempty"`
+	TargetBPCER float64  `json:"target_bpcer,omitempty"`
+	Frames      int      `json:"frames"`
+	// Decision: bona_fide, attack or not_checked.
+	Decision  string            `json:"decision"`
+	Challenge *ChallengeOutcome `json:"challenge,omitempty"`
+}
+
+// ChallengeOutcome is the result of the challenge a visit was given.
+type ChallengeOutcome struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Status is passed, failed or pending (the visit was decided on
+	// passive PAD first); Reason says why it failed.
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// LatencyMS is from the challenge to the frame that decided it; Peak
+	// the largest turn in the asked direction, in degrees.
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	Peak      float64 `json:"peak_deg"`
+}
+
+// Challenge is published (QoS 1, not retained) on <prefix>/<device>/challenge
+// when a visit must answer a challenge: the door's display or speaker
+// shows Kind until Deadline.
+type Challenge struct {
+	ID       string    `json:"id"`
+	DeviceID string    `json:"device_id"`
+	Kind     string    `json:"kind"` // turn_left or turn_right, the subject's own sides
+	Issued   time.Time `json:"issued"`
+	Deadline time.Time `json:"deadline"`
+	Visit    uint64    `json:"visit"`
 }
 
 // Histogram is a fixed-bucket histogram: Counts[i] counts values in

@@ -119,6 +119,12 @@ func TestPayloadsMatchSchemas(t *testing.T) {
 		Towers:     []TowerScore{{Model: "dlib-resnet-v1", Score: 0.41, HigherIsMatch: false}, {Model: "sface-2021dec", Score: 0.52, HigherIsMatch: true}},
 		Candidates: []Candidate{{ID: "ada", Name: "Ada", Score: 9.1}, {ID: "eve", Score: 8.4, Towers: []TowerScore{{Model: "sface-2021dec", Score: 0.5, HigherIsMatch: true}}}},
 		Visit:      &Visit{ID: 7, Frames: 3, FramesSeen: 4, DecisionMS: 180, End: "gone"}, Model: ModelRef{ID: "dlib-resnet-v1+sface-2021dec", Version: "dlib+sface"}}
+	pscore, pth := 0.21, 0.735
+	padEvent := visitEvent
+	padEvent.Decision, padEvent.Reason, padEvent.Candidates = DecisionPresentationAttack, "challenge_wrong_direction", nil
+	padEvent.Subject = &Subject{ID: "ada"}
+	padEvent.PAD = &PAD{Method: "both", Score: &pscore, Threshold: &pth, TargetBPCER: 0.05, Frames: 4, Decision: PADAttack,
+		Challenge: &ChallengeOutcome{ID: "0123456789abcdef", Kind: "turn_right", Status: "failed", Reason: "wrong_direction", LatencyMS: 900, Peak: -3.5}}
 	idx := 1
 	tr := true
 	haMsgs, err := haDiscovery(&Config{DeviceID: "door1", HADiscoveryPrefix: "homeassistant", Version: "0.1.0"}, NewTopics("facegate", "door1"))
@@ -134,6 +140,8 @@ func TestPayloadsMatchSchemas(t *testing.T) {
 		{"event.json", mustJSON(t, fullEvent())},
 		{"event.json", mustJSON(t, minimal)},
 		{"event.json", mustJSON(t, visitEvent)},
+		{"event.json", mustJSON(t, padEvent)},
+		{"challenge.json", mustJSON(t, Challenge{ID: "0123456789abcdef", DeviceID: "door1", Kind: "turn_left", Issued: time.Now().UTC(), Deadline: time.Now().UTC().Add(5 * time.Second), Visit: 7})},
 		{"stats.json", mustJSON(t, fullStats())},
 		{"stats.json", mustJSON(t, emptyStats)},
 		{"status.json", mustJSON(t, StatusOnline)},
@@ -199,19 +207,23 @@ func TestSchemasRejectBadPayloads(t *testing.T) {
 		schema  string
 		payload []byte
 	}{
-		"event bad decision":   {"event.json", ev(func(m map[string]any) { m["decision"] = "maybe" })},
-		"event extra field":    {"event.json", ev(func(m map[string]any) { m["password"] = "x" })},
-		"event missing seq":    {"event.json", ev(func(m map[string]any) { delete(m, "seq") })},
-		"event bad time":       {"event.json", ev(func(m map[string]any) { m["time"] = "yesterday" })},
-		"status other":         {"status.json", []byte(`"sleeping"`)},
-		"reply error no code":  {"enroll-reply.json", []byte(`{"request_id":"r","status":"error","time":"2026-01-01T00:00:00Z"}`)},
-		"reply ok with code":   {"enroll-reply.json", []byte(`{"request_id":"r","status":"ok","code":"busy","time":"2026-01-01T00:00:00Z"}`)},
-		"reply unknown code":   {"enroll-reply.json", []byte(`{"request_id":"r","status":"error","code":"oops","time":"2026-01-01T00:00:00Z"}`)},
-		"enroll six images":    {"enroll-request.json", []byte(`{"request_id":"r","op":"add","subject_id":"a","images":["a","a","a","a","a","a"]}`)},
-		"enroll add no images": {"enroll-request.json", []byte(`{"request_id":"r","op":"add","subject_id":"a"}`)},
-		"enroll sig no key":    {"enroll-request.json", []byte(`{"request_id":"r","op":"list","sig":"abc"}`)},
-		"claim slash id":       {"claim.json", []byte(`{"request_id":"a/b","subject_id":"a"}`)},
-		"feedback no verdict":  {"feedback.json", []byte(`{"event_id":"e","operator":"o"}`)},
+		"event bad decision":    {"event.json", ev(func(m map[string]any) { m["decision"] = "maybe" })},
+		"event extra field":     {"event.json", ev(func(m map[string]any) { m["password"] = "x" })},
+		"event missing seq":     {"event.json", ev(func(m map[string]any) { delete(m, "seq") })},
+		"event bad time":        {"event.json", ev(func(m map[string]any) { m["time"] = "yesterday" })},
+		"status other":          {"status.json", []byte(`"sleeping"`)},
+		"reply error no code":   {"enroll-reply.json", []byte(`{"request_id":"r","status":"error","time":"2026-01-01T00:00:00Z"}`)},
+		"reply ok with code":    {"enroll-reply.json", []byte(`{"request_id":"r","status":"ok","code":"busy","time":"2026-01-01T00:00:00Z"}`)},
+		"reply unknown code":    {"enroll-reply.json", []byte(`{"request_id":"r","status":"error","code":"oops","time":"2026-01-01T00:00:00Z"}`)},
+		"enroll six images":     {"enroll-request.json", []byte(`{"request_id":"r","op":"add","subject_id":"a","images":["a","a","a","a","a","a"]}`)},
+		"enroll add no images":  {"enroll-request.json", []byte(`{"request_id":"r","op":"add","subject_id":"a"}`)},
+		"enroll sig no key":     {"enroll-request.json", []byte(`{"request_id":"r","op":"list","sig":"abc"}`)},
+		"claim slash id":        {"claim.json", []byte(`{"request_id":"a/b","subject_id":"a"}`)},
+		"feedback no verdict":   {"feedback.json", []byte(`{"event_id":"e","operator":"o"}`)},
+		"pad bad method":        {"event.json", ev(func(m map[string]any) { m["pad"] = map[string]any{"method": "nir", "frames": 1, "decision": "attack"} })},
+		"pad no decision":       {"event.json", ev(func(m map[string]any) { m["pad"] = map[string]any{"method": "passive", "frames": 1} })},
+		"challenge bad kind":    {"challenge.json", []byte(`{"id":"0123456789abcdef","device_id":"d","kind":"blink","issued":"2026-01-01T00:00:00Z","deadline":"2026-01-01T00:00:05Z","visit":1}`)},
+		"challenge no deadline": {"challenge.json", []byte(`{"id":"0123456789abcdef","device_id":"d","kind":"turn_left","issued":"2026-01-01T00:00:00Z","visit":1}`)},
 	} {
 		if err := validate(t, sch[c.schema], c.payload); err == nil {
 			t.Errorf("%s: accepted by %s", name, c.schema)
@@ -242,7 +254,7 @@ func TestAsyncAPI(t *testing.T) {
 	topics := NewTopics("{prefix}", "{device_id}")
 	wantAddr := map[string]bool{
 		topics.Status: false, topics.Events: false, topics.Stats: false, topics.Claim: false,
-		topics.EnrollRequest: false, topics.Feedback: false, topics.EnrollReply("{request_id}"): false,
+		topics.EnrollRequest: false, topics.Feedback: false, topics.EnrollReply("{request_id}"): false, topics.Challenge: false,
 		"{discovery_prefix}/{component}/{node_id}/{object_id}/config": false,
 	}
 	for name, v := range channels {
