@@ -47,6 +47,11 @@ trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 watcher=$!
 trap 'kill $watcher $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 sleep 8
+if ! kill -0 $daemon 2>/dev/null; then
+  echo "demo: facegate run stopped; its log, $demo/daemon.log:" >&2
+  cat "$demo/daemon.log" >&2
+  exit 1
+fi
 echo "== enrolling the astronaut from a mirrored copy of her photo (signed request)"
 "$bin" enroll -broker tcp://127.0.0.1:$port -device demo-door -keys "$demo/enroll-keys" \
   add astronaut "Eileen Collins" "$demo/enroll.jpg" || true
