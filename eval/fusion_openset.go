@@ -44,8 +44,10 @@ type CalibratedPoint struct {
 	FPIR        float64   `json:"fpir"`
 	// FNIR: mated visits not granted to their own identity.
 	FNIR float64 `json:"fnir"`
-	// WrongGrants: mated visits granted to someone else.
-	WrongGrants int `json:"wrong_grants"`
+	// WrongGrants: mated visits granted to someone else; WrongPairs names
+	// them, "visitor -> granted", for inspection.
+	WrongGrants int      `json:"wrong_grants"`
+	WrongPairs  []string `json:"wrong_pairs,omitempty"`
 	// Ambiguous: mated visits ended ambiguous.
 	Ambiguous int `json:"ambiguous"`
 	// MeanFrames: frames seen before a correct grant, on average.
@@ -359,6 +361,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 				frames += d.Frames
 			case v.mated && bad:
 				p.WrongGrants++
+				p.WrongPairs = append(p.WrongPairs, v.truth+" -> "+d.Best.ID)
 			case v.mated && d.Outcome == decision.Ambiguous:
 				p.Ambiguous++
 			}
@@ -409,7 +412,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		for f, m := range models {
 			rules[f] = decision.Rule{Threshold: th, Margin: m.Margin, MaxFrames: m.MaxFrames}
 		}
-		fpir, fnir, _ := rates(rules)
+		fpir, fnir, _ := rates(rules) // pairs dropped: only the calibrated points keep them
 		res.DET = append(res.DET, DETPoint{Threshold: th, FPIR: fpir, FNIR: fnir})
 	}
 	for _, t := range targets {
