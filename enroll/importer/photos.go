@@ -16,7 +16,7 @@ import (
 )
 
 // PhotoLimits are what the gate accepts per photo (its
-// FACEGATE_MQTT_MAX_IMAGE_BYTES and FACEGATE_MQTT_MAX_PIXELS). A photo
+// FACEGATE_MQTT_LIMITS_MAXIMAGEBYTES and FACEGATE_MQTT_LIMITS_MAXPIXELS). A photo
 // over them is scaled down and re-encoded as a JPEG until it fits (its
 // EXIF segment kept, so the gate still turns it upright), and the row is
 // reported with a warning.
