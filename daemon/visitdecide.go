@@ -196,6 +196,13 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 	if !f.Good {
 		return out
 	}
+	if st.cleared != nil {
+		// The identity cleared; passive PAD has not passed yet: more
+		// frames may lift the visit's median.
+		st.pads = append(st.pads, f.PAD)
+		st.ref = f.Ref
+		return append(out, d.tryGrant(*v, f.Time)...)
+	}
 	cands := make([]decision.Candidate, len(f.Candidates))
 	for i, c := range f.Candidates {
 		cands[i] = decision.Candidate{ID: c.ID, Logit: c.Logit}
@@ -279,7 +286,7 @@ func (d *VisitDecider) tryGrant(v Visit, at time.Time) []Decision {
 	if pol.passive() {
 		m, n := median(st.pads)
 		if n == 0 || m < pol.Threshold {
-			if n >= pol.MinFrames || st.ev.Frames() >= st.rule.MaxFrames && st.rule.MaxFrames > 0 {
+			if n >= pol.MinFrames {
 				st.decided = true
 				return d.decide(*st.cleared, v, "", at, "pad_passive")
 			}
