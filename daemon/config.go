@@ -107,6 +107,12 @@ type DecideConfig struct {
 	ClaimTimeout    time.Duration `envconfig:"CLAIM_TIMEOUT" default:"10s" desc:"how long a 1:1 claim waits for a good face"`
 	UnknownInterval time.Duration `envconfig:"UNKNOWN_INTERVAL" default:"30s" desc:"at most one unknown event per interval"`
 	IncludeImage    bool          `envconfig:"EVENT_IMAGE" default:"false" desc:"attach the face crop to events (privacy: off by default)"`
+
+	// EnrollDuplicateRate is the enrollment duplicate check's target: the
+	// rate at which a request of someone not enrolled is refused as a
+	// duplicate of one of the people enrolled (the threshold follows the
+	// gallery size; docs/enrollment.md).
+	EnrollDuplicateRate float64 `envconfig:"ENROLL_DUPLICATE_RATE" default:"0.01" desc:"enrollment: target rate of requests by someone not enrolled refused as a duplicate of an enrolled person (per request, at the current gallery size); the conflict checks use FACEGATE_TARGET_FMR per comparison"`
 }
 
 // QualityConfig sets the quality gate a face must pass before matching.
@@ -233,6 +239,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.DecideConfig.TargetFPIR > 0 && c.DecideConfig.TargetFPIR < 1) {
 		bad("TARGET_FPIR", "%g not in (0,1)", c.DecideConfig.TargetFPIR)
+	}
+	if !(c.DecideConfig.EnrollDuplicateRate > 0 && c.DecideConfig.EnrollDuplicateRate < 1) {
+		bad("ENROLL_DUPLICATE_RATE", "%g not in (0,1)", c.DecideConfig.EnrollDuplicateRate)
 	}
 	if c.DecideConfig.VisitGap <= 0 || c.DecideConfig.VisitGap > time.Minute {
 		bad("VISIT_GAP", "%s not in (0,1m]", c.DecideConfig.VisitGap)

@@ -50,9 +50,9 @@ func TestE2EEnrollDuplicatesConflictsChoiceExportDelete(t *testing.T) {
 	if r := req(&mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: "pair", Images: []string{two}, Faces: []mqtt.FaceChoice{{Image: 0, Index: &one}}}); r.Status != mqtt.ReplyOK || *r.Photos[0].Chosen != 1 {
 		t.Fatalf("chosen face: %+v", r)
 	}
-	// Export, then delete.
+	// Export (templates: one per photo and tower), then delete.
 	r = req(&mqtt.EnrollRequest{Op: mqtt.OpGet, SubjectID: "tony"})
-	if r.Status != mqtt.ReplyOK || r.Person == nil || r.Person.Templates != 2 || len(r.Person.Photos) != 2 || r.Person.Photos[0].SHA256 == r.Person.Photos[1].SHA256 {
+	if r.Status != mqtt.ReplyOK || r.Person == nil || r.Person.Templates != 2*len(g.cfg.Embedders) || len(r.Person.Photos) != 2 || r.Person.Photos[0].SHA256 == r.Person.Photos[1].SHA256 {
 		t.Fatalf("get: %+v", r.Person)
 	}
 	if r := req(&mqtt.EnrollRequest{Op: mqtt.OpDelete, SubjectID: "tony"}); r.Status != mqtt.ReplyOK {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -12,21 +13,41 @@ import (
 	"github.com/facegate/facegate/enroll"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/infer"
-	"github.com/facegate/facegate/infer/manifest"
 )
 
 // Issue 13: what an enrollment must never do is build a template that
 // lets the wrong person in. Before a person's templates are written the
-// gate checks, with the 1:1 threshold of the first tower:
+// gate checks, with every tower the photos have, fused by the decision
+// calibration's head for that set of towers (the live 1:N decision's
+// logit):
 //
 //   - duplicate: a photo's face matches another enrolled person (one
-//     person under two ids);
+//     person under two ids). This is a 1:N question asked of the whole
+//     gallery, so its threshold follows the gallery size as the door's
+//     does: the best other person's fused logit must clear the threshold
+//     at which a photo of someone not enrolled would be taken for one of
+//     the N others with probability at most FACEGATE_ENROLL_DUPLICATE_RATE
+//     per request (duplicateThreshold). A per-comparison threshold would
+//     refuse a growing share of newcomers as the gallery grows.
 //   - conflict: the photos of one request do not match each other, or a
 //     photo added to a person does not match their enrolled photos (two
-//     people under one id).
+//     people under one id). These stay per comparison and strict: the
+//     fused logit must clear the threshold of false-match rate
+//     FACEGATE_TARGET_FMR for one comparison (pairThreshold). A false
+//     conflict costs a retry with force; a missed one puts two people
+//     under one id.
 //
 // Either is refused unless the request says force, and then logged as an
 // audit entry (key id, request id, the person matched).
+//
+// Both thresholds come from the calibration's per-visit impostor model
+// (decision.VisitModel: the peak evidence of a stranger's visit of up to
+// MaxFrames looks against one enrolled identity). The calibration has no
+// one-look model; a photo is one look, and one look's logit never exceeds
+// the visit's peak, so the visit model's exceedance bounds a photo's:
+// both rates hold as upper bounds, the duplicate check errs towards
+// letting a duplicate through (it is logged and reported as photos that
+// match, docs/enrollment.md) and the conflict check towards refusing.
 
 // enrollCheck is a refused duplicate or conflict.
 type enrollCheck struct {
@@ -36,71 +57,198 @@ type enrollCheck struct {
 	msg   string
 }
 
-// checkEnrollment runs the duplicate and conflict checks on the first
-// tower's embeddings of a request's photos for subject id.
-func (s *Service) checkEnrollment(id string, op mqtt.EnrollOp, embs [][]float32) *enrollCheck {
-	th := s.thresh
-	for i, e := range embs {
-		if m, ok := s.gallery.closestOther(id, e); ok && enroll.Accepts(m.Score, th) {
-			return &enrollCheck{code: mqtt.CodeDuplicate, index: i, with: m.ID,
-				msg: fmt.Sprintf("photo %d matches enrolled person %s (score %s, threshold %.4g): one person under two ids? Use add_images on %s, or force", i, m.ID, scoreText(m.Score, th), th.Value, m.ID)}
+// enrollRule is how the duplicate and conflict checks decide.
+type enrollRule struct {
+	fusion *Fusion
+	towers []*Tower // Raw converts their scores to the calibration's units
+	// dupRate is the false-duplicate rate per request at the gallery's
+	// size (FACEGATE_ENROLL_DUPLICATE_RATE).
+	dupRate float64
+	// pairFMR is the false-match rate per comparison of the conflict
+	// checks (FACEGATE_TARGET_FMR).
+	pairFMR float64
+}
+
+// enrollRule is the rule of the service's configuration.
+func (s *Service) enrollRule() enrollRule {
+	return enrollRule{fusion: s.fusion, towers: s.towers, dupRate: s.cfg.EnrollDuplicateRate, pairFMR: s.cfg.TargetFMR}
+}
+
+// checkEnrollment runs the duplicate and conflict checks on a request's
+// photos (one TowerEmbeddings each) for subject id.
+func (s *Service) checkEnrollment(id string, op mqtt.EnrollOp, embs []TowerEmbeddings) *enrollCheck {
+	c, err := s.enrollRule().check(s.gallery, id, op, embs)
+	if err != nil {
+		// The towers are calibrated at start (NewFusion): this is a bug,
+		// and refusing is the safe answer.
+		return &enrollCheck{code: mqtt.CodeInternal, msg: fmt.Sprintf("enrollment check: %v", err)}
+	}
+	return c
+}
+
+// duplicateThreshold is the fused-logit threshold of the duplicate check
+// for a request of photos photos against others enrolled people, scored
+// with towers key: each of the others·photos comparisons may exceed it
+// with probability at most 1 − (1 − rate)^(1/(others·photos)), so that
+// a request of someone not enrolled is refused as a duplicate with
+// probability at most rate (decision.Calibration.Threshold).
+func (r enrollRule) duplicateThreshold(key string, others, photos int) (float64, error) {
+	return r.fusion.cal.Threshold(key, max(others, 1)*max(photos, 1), r.dupRate)
+}
+
+// pairThreshold is the fused-logit threshold of one conflict comparison
+// scored with towers key: two different people exceed it with probability
+// at most pairFMR.
+func (r enrollRule) pairThreshold(key string) (float64, error) {
+	return r.fusion.cal.Threshold(key, 1, r.pairFMR)
+}
+
+// fused is the fused logit of raw scores (one per tower, NaN where a side
+// has no embedding of it) and the calibration key of the towers used;
+// false when no calibrated subset has scores.
+func (f *Fusion) fused(raw []float64) (logit float64, key string, ok bool) {
+	var set uint64
+	var vals []float64
+	for i, r := range raw {
+		if !math.IsNaN(r) {
+			set |= 1 << i
+			vals = append(vals, r)
 		}
 	}
-	sc := s.gallery.scorer()
+	sc, ok := f.scorers[set]
+	if !ok {
+		return 0, "", false
+	}
+	return sc.Logit(vals), sc.Key, true
+}
+
+// dupMatch is the enrolled person other than the subject whose fused
+// logit against a photo is highest.
+type dupMatch struct {
+	id        string
+	logit     float64
+	key       string
+	threshold float64
+}
+
+// closestOther scores probe against the gallery over every tower and
+// returns the best person other than id, with the duplicate threshold
+// for others people and photos photos; false when nobody else is
+// enrolled (or scored by a calibrated set of towers).
+func (r enrollRule) closestOther(g *Gallery, id string, probe TowerEmbeddings, others, photos int) (dupMatch, bool, error) {
+	var best dupMatch
+	found := false
+	cands := g.Candidates(probe, candidatesPerTower, func(t int, s enroll.Score) float64 { return r.towers[t].Raw(s) })
+	for _, c := range cands {
+		if c.ID == id {
+			continue
+		}
+		l, key, ok := r.fusion.fused(c.Raw)
+		if !ok {
+			continue
+		}
+		if !found || l > best.logit {
+			best, found = dupMatch{id: c.ID, logit: l, key: key}, true
+		}
+	}
+	if !found {
+		return best, false, nil
+	}
+	th, err := r.duplicateThreshold(best.key, others, photos)
+	if err != nil {
+		return best, false, err
+	}
+	best.threshold = th
+	return best, true, nil
+}
+
+// check runs the duplicate and conflict checks on a request's photos for
+// subject id against gallery g: nil when the request may go ahead.
+func (r enrollRule) check(g *Gallery, id string, op mqtt.EnrollOp, embs []TowerEmbeddings) (*enrollCheck, error) {
+	others := g.Len()
+	if g.Has(id) {
+		others--
+	}
+	for i, e := range embs {
+		m, ok, err := r.closestOther(g, id, e, others, len(embs))
+		if err != nil {
+			return nil, fmt.Errorf("photo %d: %w", i, err)
+		}
+		// A person scored by a subset of towers (enrolled before a tower
+		// was added) is held to that subset's threshold.
+		if ok && m.logit >= m.threshold {
+			return &enrollCheck{code: mqtt.CodeDuplicate, index: i, with: m.id,
+				msg: fmt.Sprintf("photo %d matches enrolled person %s (fused logit %.2f, threshold %.2f for %d enrolled at false-duplicate rate %g, towers %s): one person under two ids? Use add_images on %s, or force",
+					i, m.id, m.logit, m.threshold, others, r.dupRate, m.key, m.id)}, nil
+		}
+	}
 	for i := range embs {
 		for j := i + 1; j < len(embs); j++ {
-			if sc := sc.Compare(embs[i], embs[j]); !enroll.Accepts(sc, th) {
+			raw := make([]float64, len(r.towers))
+			for t, tw := range r.towers {
+				raw[t] = math.NaN()
+				if t < len(embs[i]) && t < len(embs[j]) && embs[i][t] != nil && embs[j][t] != nil {
+					raw[t] = tw.Raw(tw.Scorer.Compare(embs[i][t], embs[j][t]))
+				}
+			}
+			l, key, ok := r.fusion.fused(raw)
+			if !ok {
+				return nil, fmt.Errorf("photos %d and %d: no calibrated towers in common", i, j)
+			}
+			th, err := r.pairThreshold(key)
+			if err != nil {
+				return nil, err
+			}
+			if l < th {
 				return &enrollCheck{code: mqtt.CodeConflict, index: j,
-					msg: fmt.Sprintf("photos %d and %d do not match each other (score %s, threshold %.4g): are they the same person? Send photos of one person, or force", i, j, scoreText(sc, th), th.Value)}
+					msg: fmt.Sprintf("photos %d and %d do not match each other (fused logit %.2f, threshold %.2f at false-match rate %g, towers %s): are they the same person? Send photos of one person, or force", i, j, l, th, r.pairFMR, key)}, nil
 			}
 		}
 	}
 	if op == mqtt.OpAddImages {
 		for i, e := range embs {
-			m, err := s.gallery.Verify(id, e)
-			if err == nil && !enroll.Accepts(m.Score, th) {
+			raw, ok := g.scoreAgainst(id, e, r.towers)
+			if !ok {
+				continue // not enrolled any more: AddImages says so
+			}
+			l, key, ok := r.fusion.fused(raw)
+			if !ok {
+				continue // no tower in common: nothing to compare
+			}
+			th, err := r.pairThreshold(key)
+			if err != nil {
+				return nil, err
+			}
+			if l < th {
 				return &enrollCheck{code: mqtt.CodeConflict, index: i,
-					msg: fmt.Sprintf("photo %d does not match %s's enrolled photos (score %s, threshold %.4g): another person? Use a photo of %s, or force", i, id, scoreText(m.Score, th), th.Value, id)}
+					msg: fmt.Sprintf("photo %d does not match %s's enrolled photos (fused logit %.2f, threshold %.2f at false-match rate %g, towers %s): another person? Use a photo of %s, or force", i, id, l, th, r.pairFMR, key, id)}, nil
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-func scoreText(s enroll.Score, th manifest.Threshold) string {
-	switch th.Score {
-	case string(manifest.MetricCosine):
-		return fmt.Sprintf("%.4f", s.Similarity)
-	case "probability":
-		return fmt.Sprintf("%.4f", s.Probability)
-	}
-	return fmt.Sprintf("%.4f", s.Distance)
-}
-
-// closestOther is the enrolled person other than id whose templates are
-// closest to probe (first tower).
-func (g *Gallery) closestOther(id string, probe []float32) (enroll.PersonMatch, bool) {
+// scoreAgainst is probe's raw score against id's templates per tower (the
+// closest template; NaN where either side has none of that tower), false
+// when id is not enrolled.
+func (g *Gallery) scoreAgainst(id string, probe TowerEmbeddings, towers []*Tower) ([]float64, bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.m.Len() == 0 {
-		return enroll.PersonMatch{}, false
-	}
-	res, err := g.m.Identify(probe, 2)
-	if err != nil {
-		return enroll.PersonMatch{}, false
-	}
-	for _, m := range res.Ranked {
-		if m.ID != id {
-			return m, true
+	raw := make([]float64, len(g.towers))
+	found := false
+	for t, tw := range g.towers {
+		raw[t] = math.NaN()
+		if _, ok := tw.m.Get(id); ok {
+			found = true
+		}
+		if t >= len(probe) || probe[t] == nil || t >= len(towers) {
+			continue
+		}
+		if m, err := tw.m.Verify(id, probe[t]); err == nil {
+			raw[t] = towers[t].Raw(m.Score)
 		}
 	}
-	return enroll.PersonMatch{}, false
-}
-
-func (g *Gallery) scorer() enroll.Scorer {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.m.Scorer()
+	return raw, found
 }
 
 // recordPhotos stores what is kept about the photos a person's templates

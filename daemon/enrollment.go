@@ -122,11 +122,7 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 	// check runs the duplicate and conflict checks; force turns a refusal
 	// into an audit entry.
 	check := func(embs []TowerEmbeddings) *mqtt.EnrollReply {
-		first := make([][]float32, len(embs))
-		for i, e := range embs {
-			first[i] = e[0]
-		}
-		c := s.checkEnrollment(r.SubjectID, r.Op, first)
+		c := s.checkEnrollment(r.SubjectID, r.Op, embs)
 		if c == nil {
 			return nil
 		}
