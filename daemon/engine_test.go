@@ -280,8 +280,11 @@ func TestEnrollImageErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.code == CodeLowQuality {
-				e.Quality.MinInterOcular = 80 // demand a bigger face than this photo has
-				defer func() { e.Quality = quality.DefaultThresholds() }()
+				// Demand a bigger face than this photo has (enrollment
+				// photos are judged by the enrollment limits).
+				saved := EnrollLimits
+				EnrollLimits.Refuse.MinInterOcular, EnrollLimits.Accept.MinInterOcular = 80, 90
+				defer func() { EnrollLimits = saved }()
 			}
 			_, _, err := e.EmbedEnrollImage(3, c.data, c.lim, infer.Auto)
 			var ee *EnrollError
