@@ -257,11 +257,9 @@ func lfwPeople(t *testing.T, n int) map[string][]string {
 // check (the first tower alone at its 1:1 threshold, FMR 1e-3) is
 // measured beside it on the same photos. Then the second photo of each
 // person who has one, under a new id, must be caught as a duplicate of
-// that person at N = 300 for at least 90 % of them.
+// that person at N = 300 for at least 90 % of them. About 25 s on 2 cores
+// (some 420 photos embedded by both towers).
 func TestEnrollDuplicateRateLFW(t *testing.T) {
-	if testing.Short() {
-		t.Skip("embeds ~450 photos (about a minute on 2 cores)")
-	}
 	e, r := realEnrollment(t)
 	g := testGallery(t, e.Towers)
 	people := lfwPeople(t, 300)
