@@ -77,22 +77,25 @@ type proc struct {
 	env     []string
 	cmd     *exec.Cmd
 	logs    *safeBuffer
-	done    chan error
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, once done is closed
 	started time.Time
 }
 
 func (p *proc) start() {
 	p.t.Helper()
 	p.logs = &safeBuffer{}
-	p.done = make(chan error, 1)
+	p.done = make(chan struct{})
 	p.cmd = exec.Command(*binFlag, p.args...)
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.WaitDelay = 5 * time.Second // Wait returns even if something else holds the log pipe
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	cmd, done := p.cmd, p.done
+	go func() { p.err = cmd.Wait(); close(done) }()
 }
 
 // waitLog waits for a log line containing s and returns when it was seen.
@@ -101,9 +104,8 @@ func (p *proc) waitLog(s string, d time.Duration) time.Time {
 	deadline := time.Now().Add(d)
 	for !strings.Contains(p.logs.String(), s) {
 		select {
-		case err := <-p.done:
-			p.done <- err
-			p.t.Fatalf("%s exited waiting for %q: %v\n%s", p.name, s, err, tail(p.logs.String()))
+		case <-p.done:
+			p.t.Fatalf("%s exited waiting for %q: %v\n%s", p.name, s, p.err, tail(p.logs.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -125,8 +127,7 @@ func (p *proc) running() bool {
 		return false
 	}
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.done:
 		return false
 	default:
 		return true
@@ -143,8 +144,12 @@ func (p *proc) stop() {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("%s did not stop within 30 s of SIGTERM", p.name)
+		select {
+		case <-p.done:
+			p.t.Errorf("%s did not stop within 30 s of SIGTERM", p.name)
+		case <-time.After(30 * time.Second):
+			p.t.Errorf("%s (pid %d) still running 30 s after SIGTERM and 30 s after SIGKILL", p.name, p.cmd.Process.Pid)
+		}
 	}
 }
 

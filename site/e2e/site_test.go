@@ -162,13 +162,17 @@ func (r *siteRig) startGate(id string) *gate {
 	}
 	os.WriteFile(filepath.Join(cam, "000.jpg"), img, 0o644)
 	models, _ := filepath.Abs(*modelsFlag)
+	// FACEGATE_PAD=off: the camera is one still photo looped, which passive
+	// PAD rightly takes for a presentation attack, and four gates running
+	// two more models per frame would crowd 2 cores; PAD is not what this
+	// test is about.
 	g.proc = &proc{t: r.t, name: id, args: []string{"run"}, env: append(envWithout("FACEGATE_"),
 		"FACEGATE_DEVICE_ID="+id, "FACEGATE_STATE_DIR="+g.state, "FACEGATE_MODELS_DIR="+models,
 		"FACEGATE_CAMERA="+cam, "FACEGATE_CAMERA_FPS=2", "FACEGATE_CAMERA_LOOP=true",
 		"FACEGATE_CAMERA_WIDTH=640", "FACEGATE_CAMERA_HEIGHT=480", "FACEGATE_UNKNOWN_INTERVAL=2s", "FACEGATE_COOLDOWN=2s",
 		"FACEGATE_MQTT_EMBEDDED=true", fmt.Sprintf("FACEGATE_MQTT_EMBEDDED_ADDR=127.0.0.1:%d", g.mqttPort),
 		"FACEGATE_ENROLL_KEYS="+r.enrollKeys, "FACEGATE_GALLERY_KEY="+g.galleryKey, "FACEGATE_LOG_LEVEL=info",
-		"FACEGATE_METRICS_ADDR=", "FACEGATE_MQTT_HA_DISCOVERY=false",
+		"FACEGATE_METRICS_ADDR=", "FACEGATE_MQTT_HA_DISCOVERY=false", "FACEGATE_PAD=off",
 		"FACEGATE_SITE_NATS_URLS="+strings.Join(r.urls, ","), "FACEGATE_SITE_NATS_USER="+id, "FACEGATE_SITE_NATS_PASSWORD_FILE="+r.pw[id],
 		"FACEGATE_SITE_GATE_KEY="+r.gateSeeds[id], "FACEGATE_SITE_GATE_KEYS="+r.gkFile, "FACEGATE_SITE_KEY="+r.siteKey,
 	)}
@@ -229,6 +233,16 @@ func (r *siteRig) watchApplied() *appliedWatch {
 	return a
 }
 
+// latest returns the last applied sequence gate reported (0: none).
+func (a *appliedWatch) latest(gate string) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.seen[gate]; len(s) > 0 {
+		return s[len(s)-1].seq
+	}
+	return 0
+}
+
 // reached returns when gate first reported an applied sequence >= seq.
 func (a *appliedWatch) reached(gate string, seq uint64) (time.Time, bool) {
 	a.mu.Lock()
@@ -253,6 +267,21 @@ func (r *siteRig) lastSeq() uint64 {
 		r.t.Fatal(err)
 	}
 	return info.State.LastSeq
+}
+
+// streamSize returns the gallery stream's bytes and messages.
+func (r *siteRig) streamSize() (uint64, uint64) {
+	ctx, cancel := ctxT(10 * time.Second)
+	defer cancel()
+	s, err := r.js.Stream(ctx, site.GalleryStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info.State.Bytes, max(info.State.Msgs, 1)
 }
 
 func (r *siteRig) storedAt(seq uint64) time.Time {
@@ -357,31 +386,48 @@ func (r *siteRig) publishRaw(data []byte, msgID string) uint64 {
 }
 
 // siteEvents returns the ids of a gate's events in the site's stream, in
-// order, with the time each was stored.
+// order. A read that fails (a consumer whose node just restarted answers
+// "no responders" for a moment) is retried for up to 30 s.
 func (r *siteRig) siteEvents(gate string) []string {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ids, err := r.readEvents(gate)
+		if err == nil {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("events of %s: %v", gate, err)
+		}
+		r.t.Logf("events of %s: %v; retrying", gate, err)
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (r *siteRig) readEvents(gate string) ([]string, error) {
 	ctx, cancel := ctxT(20 * time.Second)
 	defer cancel()
 	s, err := r.js.Stream(ctx, site.EventsStream)
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(site.EventsSubjectPrefix+gate))
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	n := info.State.Subjects[site.EventsSubjectPrefix+gate]
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{site.EventsSubjectPrefix + gate}})
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	var ids []string
 	for uint64(len(ids)) < n {
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			r.t.Fatalf("events of %s: %v after %d of %d", gate, err, len(ids), n)
+			return nil, fmt.Errorf("%w after %d of %d", err, len(ids), n)
 		}
 		var e struct {
 			ID string `json:"id"`
@@ -389,7 +435,7 @@ func (r *siteRig) siteEvents(gate string) []string {
 		json.Unmarshal(m.Data(), &e)
 		ids = append(ids, e.ID)
 	}
-	return ids
+	return ids, nil
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
