@@ -106,7 +106,7 @@ type Result struct {
 	// Genuine and stranger visits by decision ("granted" for genuine
 	// visits counts grants to the right person only; "granted_other" a
 	// grant to someone else; "none" no event).
-	Genuine, Stranger map[string]int
+	Genuine, Stranger   map[string]int
 	GenuineN, StrangerN int
 	// FalseGrants: stranger visits granted to anyone plus genuine visits
 	// granted to someone else.
