@@ -50,6 +50,15 @@ type ServerConfig struct {
 	CertFile, KeyFile, CAFile string
 	// MQTTPort enables the MQTT 3.1.1 listener (0: off, -1: random).
 	MQTTPort int
+	// MQTTAckWait is how long the MQTT listener waits for a subscriber's
+	// PUBACK before it redelivers a QoS 1 message; a reconnect does not
+	// redeliver sooner (0: the server's 30 s).
+	MQTTAckWait time.Duration
+	// MaxPayload is the largest message in bytes, NATS and MQTT alike (0:
+	// the server's 1 MiB). A larger MQTT publish only drops the publisher's
+	// connection, so an MQTT listener that takes enrolment requests needs
+	// mqtt.MaxPacketFor(limits): 8 MiB + 64 KiB by default.
+	MaxPayload int32
 	// MaxStore bounds JetStream file storage in bytes (0: the server's
 	// default, 75% of the disk).
 	MaxStore int64
@@ -112,6 +121,7 @@ func (cfg ServerConfig) options() (*server.Options, error) {
 		// A removal must not wait for a slow consumer; gates reconnect.
 		WriteDeadline:     5 * time.Second,
 		JetStreamMaxStore: cfg.MaxStore,
+		MaxPayload:        cfg.MaxPayload,
 	}
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
@@ -177,6 +187,7 @@ func (cfg ServerConfig) options() (*server.Options, error) {
 	}
 	if cfg.MQTTPort != 0 {
 		o.MQTT.Host, o.MQTT.Port = o.Host, cfg.MQTTPort
+		o.MQTT.AckWait = cfg.MQTTAckWait
 	}
 	return o, nil
 }
