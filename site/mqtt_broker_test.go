@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -464,4 +465,209 @@ func TestNatsMQTTRestartMidStream(t *testing.T) {
 		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", dups, total)
 	}
 	waitFor(t, 5*time.Second, "an empty outbox", func() bool { return c.Counters().OutboxPending == 0 })
+}
+
+// TestNatsMQTTMaxPayload: nats-server's MaxPayload applies to MQTT. At the
+// server's default (1 MiB) an enroll request of 1.4 MiB is not answered:
+// the broker drops the requester's connection, and the gate never sees the
+// request. At mqtt.MaxPacketFor (the setting facegate would use) it is
+// answered too_large by the gate. A publish announcing 200 MB closes the
+// connection from its fixed header, without the broker reading it.
+func TestNatsMQTTMaxPayload(t *testing.T) {
+	t.Run("server default drops the connection", func(t *testing.T) {
+		b := startNatsMQTT(t, func(c *ServerConfig) { c.MaxPayload = 0 })
+		topics := mqtt.NewTopics("facegate", "door2")
+		obs := newObserver(t, b.url(), "obs-default", topics.Base+"/#")
+		runGate(t, b.url(), "door2", mqtt.Handlers{Enroll: enrollHandler})
+		var big requestCase
+		for _, c := range requestCases(t) {
+			if c.id == "e-big" {
+				big = c
+			}
+		}
+		err := obs.publish(topics.EnrollRequest, big.payload)
+		waitFor(t, 5*time.Second, "the broker to drop the requester", func() bool { return obs.connLost() > 0 })
+		time.Sleep(2 * time.Second) // a reply, if any, would come within this
+		if n := len(obs.on(topics.EnrollReply(big.id))); n != 0 {
+			t.Fatalf("a %d-byte request was answered (%d replies) at the default MaxPayload: the finding in docs/site.md is out of date", len(big.payload), n)
+		}
+		t.Logf("a %d-byte publish at the default MaxPayload: paho's publish returned %v, the requester's connection dropped %d time(s), no reply", len(big.payload), err, obs.connLost())
+		// paho keeps the unacknowledged publish in its session and sends it
+		// again on every reconnect: the requester is dropped over and over.
+		// Other clients are served.
+		other := newObserver(t, b.url(), "obs-other", topics.Base+"/#")
+		if err := other.publish(topics.EnrollRequest, `{"request_id":"small","op":"list"}`); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the reply to a small request", func() bool { return len(other.on(topics.EnrollReply("small"))) > 0 })
+	})
+
+	t.Run("200 MB announced", func(t *testing.T) {
+		b := startNatsMQTT(t, nil)
+		ok := rawMQTTConnect(t, b.mqttAddr, '1')
+		defer ok.Close()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		big := rawMQTTConnect(t, b.mqttAddr, '2')
+		defer big.Close()
+		const size = 200 << 20
+		hdr := append([]byte{0x30}, mqttVarint(size)...)
+		hdr = append(hdr, 0, 1, 't')
+		if _, err := big.Write(hdr); err != nil {
+			t.Fatal(err)
+		}
+		big.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := big.Read(make([]byte, 1)); err == nil {
+			t.Fatal("broker answered a 200 MB publish instead of closing the connection")
+		} else if ne, isNet := err.(net.Error); isNet && ne.Timeout() {
+			t.Fatal("broker kept the connection of a 200 MB publish open (reading it?)")
+		}
+		runtime.ReadMemStats(&after)
+		grew := after.TotalAlloc - before.TotalAlloc
+		t.Logf("200 MB publish announced: connection closed, %d kB allocated in the process meanwhile", grew>>10)
+		if grew > 64<<20 {
+			t.Fatalf("broker allocated %d MB for a refused packet", grew>>20)
+		}
+		// The well-behaved connection is still served.
+		ok.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := ok.Write([]byte{0xC0, 0}); err != nil { // PINGREQ
+			t.Fatal(err)
+		}
+		resp := make([]byte, 2)
+		if _, err := io.ReadFull(ok, resp); err != nil || resp[0] != 0xD0 {
+			t.Fatalf("pingresp %x: %v", resp, err)
+		}
+	})
+}
+
+func mqttVarint(n int) []byte {
+	var b []byte
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+// rawMQTTConnect opens an MQTT 3.1.1 session by hand (clean session), so
+// the test can send a header no client library would.
+func rawMQTTConnect(t *testing.T, addr string, id byte) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 3, 'r', 'a', id}
+	if _, err := c.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("connack %x: %v", ack, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c
+}
+
+// redelivery measures when a broker sends again a QoS 1 message that a
+// subscriber received and did not acknowledge: while it stays connected,
+// and after it reconnects (persistent session).
+// A duration of -1 means not within patience.
+func redelivery(t *testing.T, broker, name string, patience time.Duration) (connected, afterReconnect time.Duration) {
+	t.Helper()
+	sub := func(id string, got chan<- time.Time) paho.Client {
+		opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).SetAutoAckDisabled(true)
+		opts.SetOnConnectHandler(func(c paho.Client) {
+			c.Subscribe("redeliver/"+id, 1, func(_ paho.Client, m paho.Message) { got <- time.Now() }).Wait()
+		})
+		c := paho.NewClient(opts)
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s: connect %s: %v", name, id, tok.Error())
+		}
+		return c
+	}
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("pub-" + name))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("%s: connect publisher: %v", name, tok.Error())
+	}
+	defer pub.Disconnect(100)
+	send := func(id string) {
+		if tok := pub.Publish("redeliver/"+id, 1, false, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s: publish: %v", name, tok.Error())
+		}
+	}
+	// Connected, never acknowledging.
+	got := make(chan time.Time, 8)
+	c := sub("stay-"+name, got)
+	send("stay-" + name)
+	first := <-got
+	select {
+	case again := <-got:
+		connected = again.Sub(first)
+	case <-time.After(patience):
+		connected = -1
+	}
+	c.Disconnect(100)
+
+	// Received, not acknowledged, the subscriber goes away and comes back.
+	got = make(chan time.Time, 8)
+	c = sub("back-"+name, got)
+	send("back-" + name)
+	<-got
+	c.Disconnect(100)
+	back := time.Now()
+	c = sub("back-"+name, got)
+	defer c.Disconnect(100)
+	select {
+	case again := <-got:
+		afterReconnect = again.Sub(back)
+	case <-time.After(patience):
+		afterReconnect = -1
+	}
+	return connected, afterReconnect
+}
+
+// TestNatsMQTTAckWait: nats-server redelivers an unacknowledged QoS 1
+// message after MQTT.AckWait, also to a subscriber that reconnected
+// meanwhile: not at the reconnect, as Mosquitto and mochi-mqtt do.
+// mochi-mqtt (the embedded broker today) is measured beside it.
+func TestNatsMQTTAckWait(t *testing.T) {
+	const ackWait = time.Second
+	const patience = ackWait + 3*time.Second
+	show := func(d time.Duration) string {
+		if d < 0 {
+			return "never (within " + patience.String() + ")"
+		}
+		return d.Round(time.Millisecond).String()
+	}
+	b := startNatsMQTT(t, func(c *ServerConfig) { c.MQTTAckWait = ackWait })
+	conn, back := redelivery(t, b.url(), "nats", patience)
+	t.Logf("nats-server, AckWait %s: redelivered to a connected subscriber after %s, to one that reconnected after %s", ackWait, show(conn), show(back))
+	if conn < ackWait-200*time.Millisecond || conn > ackWait+2*time.Second {
+		t.Errorf("nats-server redelivered to a connected subscriber after %s, want about AckWait (%s)", show(conn), ackWait)
+	}
+	if back < ackWait/2 {
+		t.Errorf("nats-server redelivered to a reconnected subscriber after %s: at the reconnect, not after AckWait (%s); docs/site.md is out of date", show(back), ackWait)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m, err := mqtt.StartEmbedded(ctx, "127.0.0.1:0", mqtt.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mconn, mback := redelivery(t, m.URL(), "mochi", patience)
+	t.Logf("mochi-mqtt: redelivered to a connected subscriber after %s, to one that reconnected after %s", show(mconn), show(mback))
+	if mback < 0 || mback > time.Second {
+		t.Errorf("mochi-mqtt redelivered to a reconnected subscriber after %s, want at the reconnect", show(mback))
+	}
 }
