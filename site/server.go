@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -242,6 +243,7 @@ func Connect(cfg ClientConfig) (*nats.Conn, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "nats-client")
+	var failed lastReason
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -249,6 +251,13 @@ func Connect(cfg ClientConfig) (*nats.Conn, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { logger.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { logger.Info("nats reconnected", "server", c.ConnectedUrlRedacted()) }),
+		// Tried every 250 ms while refused (wrong password, unknown CA):
+		// logged when the reason changes, not at every try.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if failed.changed(err) {
+				logger.Warn("nats connection attempt failed", "err", err)
+			}
+		}),
 	}
 	if cfg.User != "" {
 		pw, err := readSecret(cfg.PasswordFile)
@@ -273,6 +282,22 @@ func Connect(cfg ClientConfig) (*nats.Conn, error) {
 		return nil, fmt.Errorf("nats connect %s: %w", strings.Join(cfg.URLs, ","), err)
 	}
 	return nc, nil
+}
+
+// lastReason remembers the last connection error's text.
+type lastReason struct {
+	mu   sync.Mutex
+	last string
+}
+
+func (l *lastReason) changed(err error) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err.Error() == l.last {
+		return false
+	}
+	l.last = err.Error()
+	return true
 }
 
 // natsLogger routes the server's log to slog.
