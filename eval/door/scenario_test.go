@@ -390,7 +390,7 @@ func TestDoorScenario(t *testing.T) {
 	playStart := time.Now()
 	d = startDaemon(t, g, clipPath, *fpsFlag, false) // it stops at the end of the clip
 	var samples []Sample
-	deadline := time.Now().Add(time.Duration(3*float64(clip.Frames) / *fpsFlag*float64(time.Second)) + time.Minute)
+	deadline := time.Now().Add(time.Duration(3*float64(clip.Frames) / *fpsFlag * float64(time.Second)) + time.Minute)
 	for {
 		n, err := g.framesIn()
 		if err == nil {
