@@ -41,7 +41,11 @@ type CalibratedPoint struct {
 	// the identities).
 	Thresholds  []float64 `json:"thresholds"`
 	FalseGrants int       `json:"false_grants"` // non-mated visits granted
-	FPIR        float64   `json:"fpir"`
+	// FalseVisitors: the distinct people behind the false grants (a
+	// stranger with one photo makes the same visit in every gallery that
+	// does not hold them, so false grants are not independent events).
+	FalseVisitors []string `json:"false_visitors,omitempty"`
+	FPIR          float64  `json:"fpir"`
 	// FNIR: mated visits not granted to their own identity.
 	FNIR float64 `json:"fnir"`
 	// WrongGrants: mated visits granted to someone else; WrongPairs names
@@ -356,6 +360,9 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 			switch {
 			case !v.mated && bad:
 				p.FalseGrants++
+				if !slices.Contains(p.FalseVisitors, v.truth) {
+					p.FalseVisitors = append(p.FalseVisitors, v.truth)
+				}
 			case v.mated && ok:
 				right++
 				frames += d.Frames
