@@ -94,7 +94,8 @@ quiet() { # quiet NAME CMD...: CMD succeeds with nothing on stderr
 $(cat "$work/$name.err")"
 }
 demo=$PWD/build/demo
-quiet config FACEGATE_MQTT_EMBEDDED=true FACEGATE_MODELS_DIR="$PWD/build/models" FACEGATE_CAMERA="$demo/clip.mjpeg" \
+# The demo's own settings (scripts/demo.sh: PAD off for its photograph clip).
+quiet config FACEGATE_MQTT_EMBEDDED=true FACEGATE_PAD=off FACEGATE_MODELS_DIR="$PWD/build/models" FACEGATE_CAMERA="$demo/clip.mjpeg" \
   FACEGATE_ENROLL_KEYS="$demo/enroll-keys" FACEGATE_GALLERY_KEY="$demo/gallery-key" FACEGATE_STATE_DIR="$demo/state" \
   bin/facegate config
 grep -q FACEGATE_MQTT_BROKERS "$work/config.out" || fail "facegate config printed no FACEGATE_MQTT_BROKERS"
