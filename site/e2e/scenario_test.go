@@ -15,6 +15,7 @@ import (
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/site"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestSite runs the checks in order on one site; each phase logs
@@ -322,14 +323,32 @@ func (r *siteRig) leader(stream string) int {
 	return -1
 }
 
-func (r *siteRig) streamLeader(stream string) string {
+func (r *siteRig) streamInfo(stream string) (*jetstream.StreamInfo, error) {
 	ctx, cancel := ctxT(10 * time.Second)
 	defer cancel()
 	s, err := r.js.Stream(ctx, stream)
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
-	info, err := s.Info(ctx)
+	return s.Info(ctx)
+}
+
+func (r *siteRig) streamLeader(stream string) string {
+	// The JetStream API can be slow to answer on a loaded 2-core machine
+	// (and briefly has no leader after a restart): retry for 30 s.
+	var (
+		info *jetstream.StreamInfo
+		err  error
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err = r.streamInfo(stream)
+		if err == nil && info.Cluster != nil || time.Now().After(deadline) {
+			break
+		}
+		r.t.Logf("stream info %s: %v; retrying", stream, err)
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil || info.Cluster == nil {
 		r.t.Fatalf("stream info: %v", err)
 	}
