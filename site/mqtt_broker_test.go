@@ -121,6 +121,8 @@ func newObserver(t *testing.T, broker, id string, topics ...string) *observer {
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
 		SetMaxReconnectInterval(500 * time.Millisecond).SetOrderMatters(true)
 	opts.SetConnectionLostHandler(func(paho.Client, error) { o.mu.Lock(); o.lost++; o.mu.Unlock() })
+	subscribed := make(chan struct{})
+	var once sync.Once
 	opts.SetOnConnectHandler(func(c paho.Client) {
 		for _, tp := range topics {
 			c.Subscribe(tp, 1, func(_ paho.Client, m paho.Message) {
@@ -129,10 +131,18 @@ func newObserver(t *testing.T, broker, id string, topics ...string) *observer {
 				o.mu.Unlock()
 			}).Wait()
 		}
+		once.Do(func() { close(subscribed) })
 	})
 	o.c = paho.NewClient(opts)
 	if tok := o.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("observer %s connect: %v", id, tok.Error())
+	}
+	// The on-connect handler runs after Connect returns: wait for its
+	// subscriptions, or what is published next may find no subscriber.
+	select {
+	case <-subscribed:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("observer %s: not subscribed after 5 s", id)
 	}
 	t.Cleanup(func() { o.c.Disconnect(100) })
 	return o
@@ -172,6 +182,13 @@ type cutProxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
+	held   bool // refuse new connections (close them at once)
+}
+
+func (p *cutProxy) hold(on bool) {
+	p.mu.Lock()
+	p.held = on
+	p.mu.Unlock()
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
@@ -193,6 +210,13 @@ func (p *cutProxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held {
+			c.Close()
+			continue
 		}
 		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 		if err != nil {
@@ -362,7 +386,13 @@ func TestNatsMQTTGate(t *testing.T) {
 		if m := late.on(topics.Status)[0]; m.payload != mqtt.StatusOnline || !m.retained {
 			t.Fatalf("retained status %+v, want %q retained", m, mqtt.StatusOnline)
 		}
+		// The gate may not come back before the broker has seen its
+		// connection close: nats-server drops the old connection's will
+		// when the same client id takes the session over (mqtt.go,
+		// "Replacing old client"), so a reconnect within the broker's
+		// notice would publish no offline.
 		cutAt := time.Now()
+		proxy.hold(true)
 		proxy.cut()
 		seq := func() []string {
 			var s []string
@@ -371,6 +401,8 @@ func TestNatsMQTTGate(t *testing.T) {
 			}
 			return s
 		}
+		waitFor(t, 10*time.Second, "the last will", func() bool { s := seq(); return s[len(s)-1] == mqtt.StatusOffline })
+		proxy.hold(false)
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			s := seq()
@@ -584,13 +616,17 @@ func rawMQTTConnect(t *testing.T, addr string, id byte) net.Conn {
 func redelivery(t *testing.T, broker, name string, patience time.Duration) (connected, afterReconnect time.Duration) {
 	t.Helper()
 	sub := func(id string, got chan<- time.Time) paho.Client {
-		opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).SetAutoAckDisabled(true)
-		opts.SetOnConnectHandler(func(c paho.Client) {
-			c.Subscribe("redeliver/"+id, 1, func(_ paho.Client, m paho.Message) { got <- time.Now() }).Wait()
-		})
+		// The default handler also takes a redelivery that arrives on the
+		// resumed session before the subscription is made again.
+		recv := func(_ paho.Client, m paho.Message) { got <- time.Now() }
+		opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
+			SetAutoAckDisabled(true).SetDefaultPublishHandler(recv)
 		c := paho.NewClient(opts)
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("%s: connect %s: %v", name, id, tok.Error())
+		}
+		if tok := c.Subscribe("redeliver/"+id, 1, recv); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s: subscribe %s: %v", name, id, tok.Error())
 		}
 		return c
 	}
@@ -608,7 +644,7 @@ func redelivery(t *testing.T, broker, name string, patience time.Duration) (conn
 	got := make(chan time.Time, 8)
 	c := sub("stay-"+name, got)
 	send("stay-" + name)
-	first := <-got
+	first := receive(t, got, name)
 	select {
 	case again := <-got:
 		connected = again.Sub(first)
@@ -621,7 +657,7 @@ func redelivery(t *testing.T, broker, name string, patience time.Duration) (conn
 	got = make(chan time.Time, 8)
 	c = sub("back-"+name, got)
 	send("back-" + name)
-	<-got
+	receive(t, got, name)
 	c.Disconnect(100)
 	back := time.Now()
 	c = sub("back-"+name, got)
@@ -633,6 +669,17 @@ func redelivery(t *testing.T, broker, name string, patience time.Duration) (conn
 		afterReconnect = -1
 	}
 	return connected, afterReconnect
+}
+
+func receive(t *testing.T, got <-chan time.Time, name string) time.Time {
+	t.Helper()
+	select {
+	case at := <-got:
+		return at
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the first delivery did not come within 5 s", name)
+		return time.Time{}
+	}
 }
 
 // TestNatsMQTTAckWait: nats-server redelivers an unacknowledged QoS 1
