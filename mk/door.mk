@@ -15,7 +15,7 @@ DOOR_ARGS ?=
 .PHONY: door-scenario
 door-scenario: build models
 	@# The test fails when a target of the issue is missed; the report is shown either way.
-	st=0; $(GO) test -tags door -count=1 -timeout 30m -run TestDoorScenario -v ./eval/door/ \
+	rm -f $(DOOR_OUT)/report.md; st=0; $(GO) test -tags door -count=1 -timeout 30m -run TestDoorScenario -v ./eval/door/ \
 	  -args -bin $(BIN)/facegate -out $(DOOR_OUT) -fps $(DOOR_FPS) $(DOOR_ARGS) || st=$$?; \
 	  if [ -f $(DOOR_OUT)/report.md ]; then cat $(DOOR_OUT)/report.md; fi; exit $$st
 
