@@ -142,14 +142,21 @@ func ev(at time.Time, decision, subject string, ms float64) Event {
 func TestGrade(t *testing.T) {
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	at := func(frame float64) time.Time { return t0.Add(time.Duration(frame / 10 * float64(time.Second))) } // 10 fps
-	// The counter, sampled every 2 s, with a 0.3 s stall after frame 100.
+	// The counters, sampled every 0.5 s, with a 0.3 s stall after frame 100.
 	var samples []Sample
-	for s := 0.0; s <= 30; s += 2 {
+	for s := 0.0; s <= 30; s += 0.5 {
 		f := s * 10
 		if f > 100 {
 			f -= 3
 		}
-		samples = append(samples, Sample{At: t0.Add(time.Duration(s * float64(time.Second))), Frames: uint64(f)})
+		acq := int64(0) // frames 21-30 passed the quality gate, those of d's visit (171-180) did not
+		switch {
+		case f > 30:
+			acq = 10
+		case f > 21:
+			acq = int64(f) - 20
+		}
+		samples = append(samples, Sample{At: t0.Add(time.Duration(s * float64(time.Second))), Frames: uint64(f), Acquired: acq})
 	}
 	clock, err := NewClock(samples)
 	if err != nil {
@@ -176,7 +183,13 @@ func TestGrade(t *testing.T) {
 		ev(at(178), "unknown", "", 900), // a second event in d's visit
 		ev(at(240), "unknown", "", 900), // nobody's
 	}
-	r := Grade(vs, events, clock, 4)
+	if tm := clock.Time(150); !tm.Equal(at(153)) {
+		t.Errorf("clock: frame 150 at %s, want %s", tm, at(153))
+	}
+	r := Grade(vs, events, clock, samples, 4)
+	if r.Outcomes[0].Acquired != 10 || r.Outcomes[5].Acquired != 0 {
+		t.Errorf("acquired: %d and %d frames, want 10 and 0", r.Outcomes[0].Acquired, r.Outcomes[5].Acquired)
+	}
 	if len(r.FalseGrants) != 2 || r.Genuine["granted"] != 2 || r.Genuine["granted_other"] != 1 || r.Genuine["ambiguous"] != 1 ||
 		r.Stranger["granted"] != 1 || r.Stranger["unknown"] != 1 || r.Split != 1 || len(r.Unmatched) != 1 {
 		t.Fatalf("graded: false %d, genuine %v, stranger %v, split %d, unmatched %d", len(r.FalseGrants), r.Genuine, r.Stranger, r.Split, len(r.Unmatched))

@@ -50,6 +50,9 @@ func (e Event) SubjectID() string {
 type Sample struct {
 	At     time.Time
 	Frames uint64
+	// Acquired is facegate_frames_acquired_total at At: analysed frames
+	// whose face passed the quality gate (-1: not read).
+	Acquired int64
 }
 
 // Clock maps wall-clock times to clip frame numbers from Samples taken
@@ -90,6 +93,41 @@ func (c *Clock) Frame(t time.Time) float64 {
 	return float64(a.Frames) + t.Sub(a.At).Seconds()*rate
 }
 
+// Time is when frame f was delivered (the inverse of Frame).
+func (c *Clock) Time(f float64) time.Time {
+	i := sort.Search(len(c.s), func(i int) bool { return float64(c.s[i].Frames) >= f })
+	switch {
+	case i == 0:
+		i = 1
+	case i == len(c.s):
+		i = len(c.s) - 1
+	}
+	a, b := c.s[i-1], c.s[i]
+	per := b.At.Sub(a.At).Seconds() / float64(b.Frames-a.Frames)
+	return a.At.Add(time.Duration((f - float64(a.Frames)) * per * float64(time.Second)))
+}
+
+// Acquired is how many frames passed the daemon's quality gate between
+// the times of frames from and to, from the samples' Acquired counter
+// (-1 when the samples do not carry it).
+func Acquired(samples []Sample, clock *Clock, from, to float64) int64 {
+	at := func(t time.Time) int64 {
+		v := int64(-1)
+		for _, s := range samples {
+			if s.At.After(t) {
+				break
+			}
+			v = s.Acquired
+		}
+		return v
+	}
+	a, b := at(clock.Time(from)), at(clock.Time(to))
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return b - a
+}
+
 // Outcome is what happened to one visit.
 type Outcome struct {
 	Visit  Visit
@@ -97,6 +135,9 @@ type Outcome struct {
 	// Decision is the visit's first event's decision ("" without an event);
 	// Subject the identity it granted.
 	Decision, Subject string
+	// Acquired counts the frames of the visit that passed the quality
+	// gate (-1: unknown); see Acquired.
+	Acquired int64
 }
 
 // Result is the graded scenario.
@@ -132,11 +173,16 @@ func ratio(a, b int) float64 {
 // Grade assigns each 1:N event to the visit whose frames its time falls in
 // (within tol frames of its first or last frame; the nearest wins) and
 // grades every visit by its first event.
-func Grade(visits []Visit, events []Event, clock *Clock, tol float64) *Result {
+// Samples sorted by time give each visit's Acquired count (from tol frames
+// before its first frame to tol frames after its last).
+func Grade(visits []Visit, events []Event, clock *Clock, samples []Sample, tol float64) *Result {
 	r := &Result{Genuine: map[string]int{}, Stranger: map[string]int{}}
 	outs := make([]Outcome, len(visits))
+	sorted0 := append([]Sample(nil), samples...)
+	sort.Slice(sorted0, func(i, j int) bool { return sorted0[i].At.Before(sorted0[j].At) })
 	for i, v := range visits {
 		outs[i].Visit = v
+		outs[i].Acquired = Acquired(sorted0, clock, float64(v.First)-tol, float64(v.Last)+tol)
 	}
 	sorted := append([]Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
@@ -301,6 +347,9 @@ func WriteReport(w io.Writer, r *Result, m Meta) error {
 				d = "no event"
 			}
 			s := fmt.Sprintf("visit %d %s: %s", o.Visit.Index, o.Visit.Person, d)
+			if o.Acquired >= 0 {
+				s += fmt.Sprintf(" [%d frames through the quality gate]", o.Acquired)
+			}
 			if len(o.Events) > 0 {
 				e := o.Events[0]
 				s += fmt.Sprintf(" (score %.2f, threshold %.2f", e.Score, e.Threshold)

@@ -279,22 +279,33 @@ func (d *daemon) enrol(p Person, root string) (mqtt.EnrollReply, error) {
 	}
 }
 
-// framesIn reads facegate_camera_frames_in_total from /metrics.
-func (g *gate) framesIn() (uint64, error) {
+// framesIn reads facegate_camera_frames_in_total and
+// facegate_frames_acquired_total from /metrics.
+func (g *gate) framesIn() (uint64, int64, error) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.metricsPort))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	in, acq := -1.0, -1.0
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "facegate_camera_frames_in_total" {
-			v, err := strconv.ParseFloat(f[1], 64)
-			return uint64(v), err
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "facegate_camera_frames_in_total":
+			in, _ = strconv.ParseFloat(f[1], 64)
+		case "facegate_frames_acquired_total":
+			acq, _ = strconv.ParseFloat(f[1], 64)
 		}
 	}
-	return 0, fmt.Errorf("facegate_camera_frames_in_total not in /metrics")
+	if in < 0 {
+		return 0, 0, fmt.Errorf("facegate_camera_frames_in_total not in /metrics")
+	}
+	return uint64(in), int64(acq), nil
 }
 
 func emptyFrame(t *testing.T, path string) {
@@ -392,9 +403,9 @@ func TestDoorScenario(t *testing.T) {
 	var samples []Sample
 	deadline := time.Now().Add(time.Duration(3*float64(clip.Frames) / *fpsFlag * float64(time.Second)) + time.Minute)
 	for {
-		n, err := g.framesIn()
+		n, acq, err := g.framesIn()
 		if err == nil {
-			samples = append(samples, Sample{At: time.Now(), Frames: n})
+			samples = append(samples, Sample{At: time.Now(), Frames: n, Acquired: acq})
 		}
 		if (err == nil && n >= clip.Frames) || d.exited() {
 			break
@@ -429,7 +440,7 @@ func TestDoorScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Grade(visits, events, clock, cfg.FPS*0.5)
+	res := Grade(visits, events, clock, samples, cfg.FPS*0.5)
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	meta := Meta{Command: "make door-scenario", When: started, FPS: *fpsFlag, Enrolled: len(enrolled), Refused: refused, ClipFrames: clip.Frames,
