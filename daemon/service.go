@@ -97,19 +97,25 @@ func Resolve(nameOrPath string) (string, error) {
 // GalleryKeys loads the gallery's key ring from FACEGATE_GALLERY_KEY (a
 // file or a systemd credential): the first key seals, all of them open.
 func GalleryKeys(nameOrPath string) ([]store.Key, error) {
+	return storeKeyRing("FACEGATE_GALLERY_KEY", nameOrPath)
+}
+
+// storeKeyRing loads an AES-256 key ring (a file or a systemd credential)
+// for enroll/store, naming variable in its errors.
+func storeKeyRing(variable, nameOrPath string) ([]store.Key, error) {
 	path, err := Resolve(nameOrPath)
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+		return nil, fmt.Errorf("%s: %w", variable, err)
 	}
 	ring, err := auth.LoadKeyRing(path)
 	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+		return nil, fmt.Errorf("%s: %w", variable, err)
 	}
 	var keys []store.Key
 	for _, k := range ring.Keys() {
 		sk, err := store.NewKey(k.ID, k.Secret())
 		if err != nil {
-			return nil, fmt.Errorf("FACEGATE_GALLERY_KEY: %w", err)
+			return nil, fmt.Errorf("%s: %w", variable, err)
 		}
 		keys = append(keys, sk)
 	}

@@ -54,23 +54,7 @@ func SiteOutboxDir(stateDir string) string { return filepath.Join(stateDir, "sit
 
 // siteKeyRing loads FACEGATE_SITE_KEY as GalleryKeys loads the gallery's.
 func siteKeyRing(nameOrPath string) ([]store.Key, error) {
-	path, err := Resolve(nameOrPath)
-	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_SITE_KEY: %w", err)
-	}
-	ring, err := auth.LoadKeyRing(path)
-	if err != nil {
-		return nil, fmt.Errorf("FACEGATE_SITE_KEY: %w", err)
-	}
-	var keys []store.Key
-	for _, k := range ring.Keys() {
-		sk, err := store.NewKey(k.ID, k.Secret())
-		if err != nil {
-			return nil, fmt.Errorf("FACEGATE_SITE_KEY: %w", err)
-		}
-		keys = append(keys, sk)
-	}
-	return keys, nil
+	return storeKeyRing("FACEGATE_SITE_KEY", nameOrPath)
 }
 
 // LoadSiteGateKeys reads FACEGATE_SITE_GATE_KEYS (a file or credential).
