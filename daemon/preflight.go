@@ -99,8 +99,9 @@ func Preflight(cfg *Config) error {
 	}
 	keyFile("ENROLL_KEYS", cfg.EnrollKeys)
 	var galleryKeys []store.Key
-	if _, ok := keyFile("GALLERY_KEY", cfg.GalleryKey); ok {
-		ks, err := GalleryKeys(cfg.GalleryKey)
+	if ring, ok := keyFile("GALLERY_KEY", cfg.GalleryKey); ok {
+		// The ring just read, not the file again.
+		ks, err := storeKeys(EnvPrefix+"_GALLERY_KEY", ring)
 		if err != nil {
 			add(Problem{Var: "GALLERY_KEY", What: err.Error(), Fix: "the gallery key is an AES-256 key: id:base64 of 32 bytes"})
 		}

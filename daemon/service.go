@@ -111,6 +111,11 @@ func storeKeyRing(variable, nameOrPath string) ([]store.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
 	}
+	return storeKeys(variable, ring)
+}
+
+// storeKeys converts a loaded key ring into enroll/store's AES keys.
+func storeKeys(variable string, ring *auth.KeyRing) ([]store.Key, error) {
 	var keys []store.Key
 	for _, k := range ring.Keys() {
 		sk, err := store.NewKey(k.ID, k.Secret())
