@@ -76,6 +76,8 @@ func FuzzParseKeyRing(f *testing.F) {
 		"k1:" + b64A + "\nk1:" + b64B,
 		`{"k1": 5}`, `{}`, `[1]`, "", ":", "k:", "k 1:" + b64A,
 		`{"k1":"` + b64A + `"} x`,
+		"ed25519:op1:" + b64A + "\nhmac:k2:" + b64B + "\ned25519-private:op2:" + b64A,
+		"ed25519:op1:" + b64B, "rsa:op1:" + b64A, "ed25519:op 1:" + b64A,
 	} {
 		f.Add([]byte(s))
 	}
@@ -89,6 +91,20 @@ func FuzzParseKeyRing(f *testing.F) {
 		}
 		var line strings.Builder
 		for _, k := range r.Keys() {
+			switch k.Type() {
+			case KeyEd25519Public:
+				if !validKeyID(k.ID) || len(k.bytes()) != 32 {
+					t.Fatalf("accepted invalid key %v (%d bytes)", k, len(k.bytes()))
+				}
+				line.WriteString(k.PublicLine() + "\n")
+				continue
+			case KeyEd25519Private:
+				if !validKeyID(k.ID) || len(k.bytes()) != 32 {
+					t.Fatalf("accepted invalid key %v (%d bytes)", k, len(k.bytes()))
+				}
+				line.WriteString(k.PrivateLine() + "\n")
+				continue
+			}
 			if !validKeyID(k.ID) || len(k.Secret()) < MinSecretLen || len(k.Secret()) > MaxSecretLen {
 				t.Fatalf("accepted invalid key %v (%d bytes)", k, len(k.Secret()))
 			}
@@ -102,7 +118,7 @@ func FuzzParseKeyRing(f *testing.F) {
 			t.Fatalf("ids %v != %v", r.IDs(), r2.IDs())
 		}
 		for i, k := range r2.Keys() {
-			if !bytes.Equal(k.Secret(), r.Keys()[i].Secret()) {
+			if k.Type() != r.Keys()[i].Type() || !bytes.Equal(k.bytes(), r.Keys()[i].bytes()) {
 				t.Fatalf("secret of %s changed in round trip", k.ID)
 			}
 		}

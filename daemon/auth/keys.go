@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,12 +43,54 @@ func newSecret(b []byte) secret {
 	return func() []byte { return c }
 }
 
-// Key is a named HMAC secret. Its String, GoString, Format and LogValue
-// methods never reveal the secret; Secret returns a copy for the code that
-// needs the bytes.
+// KeyType is the kind of a Key: which signature scheme it serves and
+// whether it can sign.
+type KeyType uint8
+
+// Key types. The zero value is HMAC, the type of every key before Ed25519
+// operator keys (docs/security.md, "Ed25519 operator keys").
+const (
+	// KeyHMAC is a shared secret: HMAC-SHA256, signs and verifies. Whoever
+	// verifies can also sign.
+	KeyHMAC KeyType = iota
+	// KeyEd25519Public is an operator's Ed25519 public key: verifies only.
+	// Ring line "ed25519:<id>:<base64 32-byte public key>"; what gates hold.
+	KeyEd25519Public
+	// KeyEd25519Private is an operator's Ed25519 private key (its 32-byte
+	// seed): signs, and verifies. Ring line "ed25519-private:<id>:<base64
+	// seed>"; only in the operator's tool, never on a gate.
+	KeyEd25519Private
+)
+
+// Ring line prefixes of the typed key lines.
+const (
+	prefixHMAC           = "hmac"
+	prefixEd25519        = "ed25519"
+	prefixEd25519Private = "ed25519-private"
+)
+
+// String names the type as in key ring lines: hmac, ed25519,
+// ed25519-private.
+func (t KeyType) String() string {
+	switch t {
+	case KeyHMAC:
+		return prefixHMAC
+	case KeyEd25519Public:
+		return prefixEd25519
+	case KeyEd25519Private:
+		return prefixEd25519Private
+	}
+	return fmt.Sprintf("KeyType(%d)", uint8(t))
+}
+
+// Key is a named signing or verification key: an HMAC secret, an Ed25519
+// public key or an Ed25519 private key (Type). Its String, GoString,
+// Format and LogValue methods never reveal secret material; Secret returns
+// a copy of an HMAC secret for the code that needs the bytes.
 type Key struct {
 	ID     string
-	secret secret
+	secret secret // HMAC: the secret; Ed25519: the public key or the seed
+	typ    KeyType
 }
 
 // NewKey returns a key with a copy of secret. The id must be 1-64 of
@@ -62,9 +105,92 @@ func NewKey(id string, sec []byte) (Key, error) {
 	return Key{ID: id, secret: newSecret(sec)}, nil
 }
 
-// Secret returns a copy of the key material (nil for the zero Key).
+// NewEd25519PublicKey returns an operator's public key (32 bytes), which
+// verifies signatures and cannot make them.
+func NewEd25519PublicKey(id string, pub []byte) (Key, error) {
+	if !validKeyID(id) {
+		return Key{}, fmt.Errorf("%w: key id %q must be 1-64 of [A-Za-z0-9._-]", ErrKeyFile, id)
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return Key{}, fmt.Errorf("%w: Ed25519 key %q has %d bytes; a public key has %d", ErrKeyFile, id, len(pub), ed25519.PublicKeySize)
+	}
+	return Key{ID: id, secret: newSecret(pub), typ: KeyEd25519Public}, nil
+}
+
+// NewEd25519PrivateKey returns an operator's private key from its 32-byte
+// seed (RFC 8032's private key).
+func NewEd25519PrivateKey(id string, seed []byte) (Key, error) {
+	if !validKeyID(id) {
+		return Key{}, fmt.Errorf("%w: key id %q must be 1-64 of [A-Za-z0-9._-]", ErrKeyFile, id)
+	}
+	if len(seed) != ed25519.SeedSize {
+		return Key{}, fmt.Errorf("%w: Ed25519 private key %q has %d bytes; a seed has %d", ErrKeyFile, id, len(seed), ed25519.SeedSize)
+	}
+	return Key{ID: id, secret: newSecret(seed), typ: KeyEd25519Private}, nil
+}
+
+// GenerateEd25519 returns a new operator private key with id, from
+// crypto/rand.
+func GenerateEd25519(id string) (Key, error) {
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return Key{}, fmt.Errorf("generate Ed25519 key %q: %w", id, err)
+	}
+	return NewEd25519PrivateKey(id, priv.Seed())
+}
+
+// Type returns the key's type.
+func (k Key) Type() KeyType { return k.typ }
+
+// PublicKey returns the Ed25519 public key of an Ed25519 key (public or
+// private), nil for an HMAC key.
+func (k Key) PublicKey() ed25519.PublicKey {
+	switch k.typ {
+	case KeyEd25519Public:
+		return ed25519.PublicKey(k.bytes())
+	case KeyEd25519Private:
+		return ed25519.NewKeyFromSeed(k.bytes()).Public().(ed25519.PublicKey)
+	}
+	return nil
+}
+
+// Public returns the public half of an Ed25519 key as a key of its own
+// (what gates hold); an Ed25519 public key is returned as is. An HMAC key
+// has no public half: ok is false.
+func (k Key) Public() (pub Key, ok bool) {
+	p := k.PublicKey()
+	if p == nil {
+		return Key{}, false
+	}
+	return Key{ID: k.ID, secret: newSecret(p), typ: KeyEd25519Public}, true
+}
+
+// PublicLine returns the key ring line of an Ed25519 key's public half,
+// "ed25519:<id>:<base64 public key>", for the gates' FACEGATE_ENROLL_KEYS;
+// "" for an HMAC key. It reveals nothing secret.
+func (k Key) PublicLine() string {
+	p := k.PublicKey()
+	if p == nil {
+		return ""
+	}
+	return prefixEd25519 + ":" + k.ID + ":" + base64.StdEncoding.EncodeToString(p)
+}
+
+// PrivateLine returns the key ring line that holds an Ed25519 private
+// key, "ed25519-private:<id>:<base64 seed>", for the operator's key file
+// (facegate site keygen -operator); "" for any other key. The line is
+// secret: write it to a 0600 file, never to a log.
+func (k Key) PrivateLine() string {
+	if k.typ != KeyEd25519Private {
+		return ""
+	}
+	return prefixEd25519Private + ":" + k.ID + ":" + base64.StdEncoding.EncodeToString(k.bytes())
+}
+
+// Secret returns a copy of an HMAC key's secret (nil for the zero Key and
+// for Ed25519 keys, which are not secrets usable as symmetric keys).
 func (k Key) Secret() []byte {
-	if k.secret == nil {
+	if k.secret == nil || k.typ != KeyHMAC {
 		return nil
 	}
 	return bytes.Clone(k.secret())
@@ -77,8 +203,14 @@ func (k Key) bytes() []byte {
 	return k.secret()
 }
 
-// String returns the key id with the secret redacted.
-func (k Key) String() string { return "Key{ID:" + k.ID + " Secret:" + redacted + "}" }
+// String returns the key id (and the type of an Ed25519 key) with the
+// secret redacted.
+func (k Key) String() string {
+	if k.typ == KeyHMAC {
+		return "Key{ID:" + k.ID + " Secret:" + redacted + "}"
+	}
+	return "Key{ID:" + k.ID + " Type:" + k.typ.String() + " Secret:" + redacted + "}"
+}
 
 // GoString is String, for %#v.
 func (k Key) GoString() string { return "auth." + k.String() }
@@ -86,9 +218,9 @@ func (k Key) GoString() string { return "auth." + k.String() }
 // Format prints String for every verb, so %x or %d cannot dump the secret.
 func (k Key) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, k.String()) }
 
-// LogValue logs the id and a redacted secret.
+// LogValue logs the id, the type and a redacted secret.
 func (k Key) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", k.ID), slog.String("secret", redacted))
+	return slog.GroupValue(slog.String("id", k.ID), slog.String("type", k.typ.String()), slog.String("secret", redacted))
 }
 
 // KeyRing maps key ids to keys, keeping the order of the file (the first key
@@ -136,6 +268,17 @@ func (r *KeyRing) Keys() []Key {
 
 // Current returns the first key of the ring.
 func (r *KeyRing) Current() Key { return r.keys[r.order[0]] }
+
+// IDsOf returns the ids of the keys of type t, in file order.
+func (r *KeyRing) IDsOf(t KeyType) []string {
+	var out []string
+	for _, id := range r.order {
+		if r.keys[id].typ == t {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // IDs returns the key ids in file order.
 func (r *KeyRing) IDs() []string { return append([]string(nil), r.order...) }
@@ -222,12 +365,17 @@ func inCredentialsDir(path string) bool {
 
 // ParseKeyRing decodes a key ring. Two formats are accepted:
 //
-//   - lines "key_id:base64secret"; blank lines and lines starting with '#'
-//     are ignored, surrounding spaces are trimmed;
-//   - a JSON object {"key_id": "base64secret", ...}.
+//   - lines "key_id:base64secret" (an HMAC key); blank lines and lines
+//     starting with '#' are ignored, surrounding spaces are trimmed. A
+//     line with a type prefix, "<type>:<key_id>:<base64>", names the key's
+//     type: "hmac" (the same as no prefix), "ed25519" (an operator's
+//     32-byte public key) or "ed25519-private" (an operator's 32-byte
+//     seed). Base64 has no ':', so the prefix is unambiguous;
+//   - a JSON object {"key_id": "base64secret", ...}, HMAC keys only.
 //
 // Secrets are standard base64 (padding optional) of 32-1024 bytes; ids are
-// 1-64 of [A-Za-z0-9._-] and unique. The order of the keys is kept.
+// 1-64 of [A-Za-z0-9._-] and unique across types. The order of the keys is
+// kept.
 func ParseKeyRing(data []byte) (*KeyRing, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -245,9 +393,22 @@ func parseLineRing(data []byte) (*KeyRing, error) {
 		}
 		id, enc, ok := strings.Cut(line, ":")
 		if !ok {
-			return nil, fmt.Errorf("%w: line %d: want key_id:base64secret", ErrKeyFile, i+1)
+			return nil, fmt.Errorf("%w: line %d: want key_id:base64secret or type:key_id:base64", ErrKeyFile, i+1)
 		}
-		k, err := decodeKey(strings.TrimSpace(id), strings.TrimSpace(enc))
+		typ := KeyHMAC
+		if id2, enc2, typed := strings.Cut(enc, ":"); typed {
+			switch strings.TrimSpace(id) {
+			case prefixHMAC:
+			case prefixEd25519:
+				typ = KeyEd25519Public
+			case prefixEd25519Private:
+				typ = KeyEd25519Private
+			default:
+				return nil, fmt.Errorf("%w: line %d: key type %q is not hmac, ed25519 or ed25519-private", ErrKeyFile, i+1, truncate(strings.TrimSpace(id), 40))
+			}
+			id, enc = id2, enc2
+		}
+		k, err := decodeTypedKey(typ, strings.TrimSpace(id), strings.TrimSpace(enc))
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", i+1, err)
 		}
@@ -287,7 +448,9 @@ func parseJSONRing(data []byte) (*KeyRing, error) {
 	return NewKeyRing(keys...)
 }
 
-func decodeKey(id, enc string) (Key, error) {
+func decodeKey(id, enc string) (Key, error) { return decodeTypedKey(KeyHMAC, id, enc) }
+
+func decodeTypedKey(typ KeyType, id, enc string) (Key, error) {
 	if !validKeyID(id) {
 		return Key{}, fmt.Errorf("%w: key id %q must be 1-64 of [A-Za-z0-9._-]", ErrKeyFile, truncate(id, 80))
 	}
@@ -295,6 +458,12 @@ func decodeKey(id, enc string) (Key, error) {
 	if err != nil {
 		// Deliberately no detail: the message must not quote the secret.
 		return Key{}, fmt.Errorf("%w: key %q: secret is not valid standard base64", ErrKeyFile, id)
+	}
+	switch typ {
+	case KeyEd25519Public:
+		return NewEd25519PublicKey(id, sec)
+	case KeyEd25519Private:
+		return NewEd25519PrivateKey(id, sec)
 	}
 	return NewKey(id, sec)
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,8 +26,11 @@ const (
 	MaxRequestIDLen = ident.MaxIDLen
 	// MaxTimestamp is the largest accepted timestamp (year 5138); it keeps
 	// time arithmetic far from overflow.
-	MaxTimestamp    = 99_999_999_999
-	signatureHexLen = 2 * sha256.Size
+	MaxTimestamp = 99_999_999_999
+	// HMACSignatureHexLen and Ed25519SignatureHexLen are the lengths of
+	// the two kinds of signature field (lowercase hex of 32 and 64 bytes).
+	HMACSignatureHexLen    = 2 * sha256.Size
+	Ed25519SignatureHexLen = 2 * ed25519.SignatureSize
 )
 
 // Reply codes for authentication failures.
@@ -89,7 +93,7 @@ type Fields struct {
 	KeyID     string `json:"key_id"` // 1-64 of [A-Za-z0-9._-]
 	Timestamp int64  `json:"ts"`     // unix seconds, 1..MaxTimestamp
 	Nonce     string `json:"nonce"`  // 16-64 of [A-Za-z0-9_-], unique per request
-	Signature string `json:"sig"`    // lowercase hex HMAC-SHA256 of the canonical form
+	Signature string `json:"sig"`    // lowercase hex: HMAC-SHA256 (64 digits) or Ed25519 (128) of the canonical form, by the key's type
 }
 
 // Request is what the signature covers besides the Fields.
@@ -165,18 +169,33 @@ func mac(k Key, canonical []byte) []byte {
 	return h.Sum(nil)
 }
 
+// ErrPublicKey: a key that can only verify (an Ed25519 public key) was
+// asked to sign.
+var ErrPublicKey = errors.New("auth: an Ed25519 public key cannot sign; sign with the operator's private key file (facegate site keygen -operator)")
+
 // SignFields fills f.Signature for r with key k. f.KeyID is set to k.ID;
-// the timestamp and nonce must already be set.
+// the timestamp and nonce must already be set. An HMAC key signs with
+// HMAC-SHA256 (64 hex digits), an Ed25519 private key with Ed25519 (128 hex
+// digits); both over the same canonical form. An Ed25519 public key
+// cannot sign (ErrPublicKey).
 func SignFields(k Key, f Fields, r Request) (Fields, error) {
 	if k.secret == nil {
 		return Fields{}, fmt.Errorf("sign: key %q has no secret", k.ID)
+	}
+	if k.typ == KeyEd25519Public {
+		return Fields{}, fmt.Errorf("sign: key %q: %w", k.ID, ErrPublicKey)
 	}
 	f.KeyID = k.ID
 	c, err := Canonical(f, r)
 	if err != nil {
 		return Fields{}, fmt.Errorf("sign: %w", err)
 	}
-	f.Signature = hex.EncodeToString(mac(k, c))
+	switch k.typ {
+	case KeyEd25519Private:
+		f.Signature = hex.EncodeToString(ed25519.Sign(ed25519.NewKeyFromSeed(k.bytes()), c))
+	default:
+		f.Signature = hex.EncodeToString(mac(k, c))
+	}
 	return f, nil
 }
 

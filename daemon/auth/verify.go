@@ -2,6 +2,7 @@ package auth
 
 import (
 	"container/heap"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"encoding/hex"
 	"fmt"
@@ -134,33 +135,82 @@ func (v *Verifier) Check(f Fields, r Request) error {
 }
 
 func (v *Verifier) check(f Fields, r Request) error {
-	c, err := Canonical(f, r)
+	c, sig, err := parseSigned(f, r)
 	if err != nil {
 		return err
-	}
-	if len(f.Signature) != signatureHexLen {
-		return fmt.Errorf("%w: signature must be %d lowercase hex digits", ErrMalformed, signatureHexLen)
-	}
-	for i := 0; i < len(f.Signature); i++ {
-		if h := f.Signature[i]; !isDigit(h) && (h < 'a' || h > 'f') {
-			return fmt.Errorf("%w: signature must be %d lowercase hex digits", ErrMalformed, signatureHexLen)
-		}
-	}
-	sig, err := hex.DecodeString(f.Signature)
-	if err != nil {
-		return fmt.Errorf("%w: signature: %w", ErrMalformed, err)
 	}
 	ts := time.Unix(f.Timestamp, 0)
 	now := v.now()
 	if d := now.Sub(ts); d > v.window || d < -v.window {
 		return fmt.Errorf("%w: timestamp %d is %s from now (window ±%s)", ErrStaleTimestamp, f.Timestamp, d.Round(time.Second), v.window)
 	}
-	k, ok := v.ring.Lookup(f.KeyID)
+	return verifySignature(v.ring, f, r, c, sig, false)
+}
+
+// ErrHMACRefused: the request is signed with an HMAC key where only
+// Ed25519 operator keys are accepted (a site's gates hold every HMAC
+// secret, so an HMAC signature does not prove an operator made it).
+var ErrHMACRefused = &authError{"auth: HMAC key refused: only Ed25519 operator keys are accepted", CodeUnauthorised}
+
+// CheckSignature checks only the signature of f over r with the keys of
+// ring: field syntax (ErrMalformed), key id (ErrUnknownKey), scheme
+// (ErrHMACRefused for an HMAC key when ed25519Only) and signature
+// (ErrBadSignature). Unlike Verifier it checks no clock window and keeps
+// no nonces: it is for requests checked again long after they were
+// accepted, such as the changes a site's gates replicate (daemon/site.go),
+// whose freshness and uniqueness are checked otherwise.
+func CheckSignature(ring *KeyRing, f Fields, r Request, ed25519Only bool) error {
+	if ring == nil {
+		return fmt.Errorf("%w %q: no key ring", ErrUnknownKey, f.KeyID)
+	}
+	c, sig, err := parseSigned(f, r)
+	if err != nil {
+		return err
+	}
+	return verifySignature(ring, f, r, c, sig, ed25519Only)
+}
+
+// parseSigned returns the canonical form and the decoded signature, which
+// must be 64 or 128 lowercase hex digits (HMAC-SHA256 or Ed25519).
+func parseSigned(f Fields, r Request) (canonical, sig []byte, err error) {
+	c, err := Canonical(f, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n := len(f.Signature); n != HMACSignatureHexLen && n != Ed25519SignatureHexLen {
+		return nil, nil, fmt.Errorf("%w: signature must be %d (HMAC) or %d (Ed25519) lowercase hex digits", ErrMalformed, HMACSignatureHexLen, Ed25519SignatureHexLen)
+	}
+	for i := 0; i < len(f.Signature); i++ {
+		if h := f.Signature[i]; !isDigit(h) && (h < 'a' || h > 'f') {
+			return nil, nil, fmt.Errorf("%w: signature must be lowercase hex digits", ErrMalformed)
+		}
+	}
+	sig, err = hex.DecodeString(f.Signature)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: signature: %w", ErrMalformed, err)
+	}
+	return c, sig, nil
+}
+
+// verifySignature checks sig over the canonical form c with the ring's key
+// named by f.KeyID; the key's type, never the request, chooses the scheme.
+func verifySignature(ring *KeyRing, f Fields, r Request, c, sig []byte, ed25519Only bool) error {
+	k, ok := ring.Lookup(f.KeyID)
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownKey, f.KeyID)
 	}
-	if !hmac.Equal(sig, mac(k, c)) {
-		return fmt.Errorf("%w (key %q, request %q)", ErrBadSignature, f.KeyID, r.RequestID)
+	switch k.typ {
+	case KeyEd25519Public, KeyEd25519Private:
+		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(k.PublicKey(), c, sig) {
+			return fmt.Errorf("%w (Ed25519 key %q, request %q)", ErrBadSignature, f.KeyID, r.RequestID)
+		}
+	default:
+		if ed25519Only {
+			return fmt.Errorf("%w (key %q, request %q)", ErrHMACRefused, f.KeyID, r.RequestID)
+		}
+		if !hmac.Equal(sig, mac(k, c)) {
+			return fmt.Errorf("%w (key %q, request %q)", ErrBadSignature, f.KeyID, r.RequestID)
+		}
 	}
 	return nil
 }

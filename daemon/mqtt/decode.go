@@ -178,8 +178,8 @@ func checkAuth(a Auth) error {
 			return badRequest("nonce", "invalid character %q", c)
 		}
 	}
-	if len(a.Sig) != 2*sha256.Size {
-		return badRequest("sig", "required with key_id: %d lowercase hex digits", 2*sha256.Size)
+	if len(a.Sig) != auth.HMACSignatureHexLen && len(a.Sig) != auth.Ed25519SignatureHexLen {
+		return badRequest("sig", "required with key_id: %d (HMAC) or %d (Ed25519) lowercase hex digits", auth.HMACSignatureHexLen, auth.Ed25519SignatureHexLen)
 	}
 	for i := 0; i < len(a.Sig); i++ {
 		if c := a.Sig[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
