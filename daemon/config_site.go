@@ -19,6 +19,7 @@ type SiteConfig struct {
 	SiteGateKey          string   `envconfig:"SITE_GATE_KEY" default:"site-gate-key" desc:"this gate's Ed25519 signing seed, base64, mode 0600 (file or credential); facegate site keygen makes one"`
 	SiteGateKeys         string   `envconfig:"SITE_GATE_KEYS" default:"/etc/facegate/site-gate-keys" desc:"every gate's public key, lines of '<device id> <base64 key>' (file or credential)"`
 	SiteKey              string   `envconfig:"SITE_KEY" default:"site-key" desc:"the site's key ring sealing templates on the stream, same format as GALLERY_KEY, the same on every gate (file or credential)"`
+	SiteOperatorKeys     string   `envconfig:"SITE_OPERATOR_KEYS" default:"ed25519" desc:"which operator signatures a site's gates accept on replicated changes: ed25519 (only Ed25519 operator keys; FACEGATE_ENROLL_KEYS must then hold only ed25519: public keys) or any (HMAC keys too, which every gate holds, so a compromised gate could enrol people at every door)"`
 	SiteEnsureStreams    bool     `envconfig:"SITE_ENSURE_STREAMS" default:"false" desc:"create or update the site's streams at start (needs a NATS user allowed to; gate users are not)"`
 	SiteReplicas         int      `envconfig:"SITE_REPLICAS" default:"3" desc:"replicas of the site's streams when this gate or facegate site init creates them (1, 3 or 5)"`
 	SiteOutboxMaxBytes   int64    `envconfig:"SITE_OUTBOX_MAX_BYTES" default:"67108864" desc:"bound on events queued on disk for the site while NATS is unreachable (oldest dropped and counted beyond)"`
@@ -44,6 +45,19 @@ type SiteServerConfig struct {
 	ServerCAFile       string   `envconfig:"SITE_SERVER_CA_FILE" desc:"facegate site serve: CA of clients and peers"`
 	ServerMaxStoreByte int64    `envconfig:"SITE_SERVER_MAX_STORE" default:"0" desc:"facegate site serve: bound on JetStream storage in bytes (0: the server's default)"`
 }
+
+// Values of FACEGATE_SITE_OPERATOR_KEYS.
+const (
+	// SiteOperatorKeysEd25519 (the default): replicated changes must be
+	// authorised by an Ed25519 operator key; HMAC-signed ones are refused.
+	SiteOperatorKeysEd25519 = "ed25519"
+	// SiteOperatorKeysAny: HMAC operator keys are accepted too (a site
+	// migrating from HMAC keys; docs/site.md).
+	SiteOperatorKeysAny = "any"
+)
+
+// Ed25519Only reports whether the site accepts only Ed25519 operator keys.
+func (c SiteConfig) Ed25519Only() bool { return c.SiteOperatorKeys != SiteOperatorKeysAny }
 
 // Enabled reports whether the gate is part of a site.
 func (c SiteConfig) Enabled() bool { return len(c.SiteNATSURLs) > 0 }
@@ -81,6 +95,9 @@ func (c SiteConfig) validate(deviceID string, bad func(v, format string, args ..
 	}
 	if c.SiteGateKey == "" || c.SiteGateKeys == "" || c.SiteKey == "" {
 		bad("SITE_KEY", "a site needs FACEGATE_SITE_GATE_KEY, FACEGATE_SITE_GATE_KEYS and FACEGATE_SITE_KEY")
+	}
+	if c.SiteOperatorKeys != SiteOperatorKeysEd25519 && c.SiteOperatorKeys != SiteOperatorKeysAny {
+		bad("SITE_OPERATOR_KEYS", "%q is not ed25519 or any", c.SiteOperatorKeys)
 	}
 	if c.SiteReplicas != 1 && c.SiteReplicas != 3 && c.SiteReplicas != 5 {
 		bad("SITE_REPLICAS", "%d is not 1, 3 or 5", c.SiteReplicas)

@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,28 +73,38 @@ func LoadSiteGateKeys(nameOrPath string) (site.GateKeys, error) {
 }
 
 // SiteVerifier checks an operator's request signature as the accepting
-// gate did (HMAC-SHA256 over auth.Canonical with the enrollment key ring),
-// without auth.Verifier's clock window and nonce journal: the replicator
-// checks the timestamp against the time the stream stored the change and
-// the stream deduplicates change ids (docs/site.md).
-func SiteVerifier(ring *auth.KeyRing) site.Verifier {
+// gate did (auth.CheckSignature with the enrollment key ring: Ed25519 for
+// an ed25519 key, HMAC-SHA256 for an HMAC key), without auth.Verifier's
+// clock window and nonce journal: the replicator checks the timestamp
+// against the time the stream stored the change and the stream
+// deduplicates change ids (docs/site.md). With ed25519Only
+// (FACEGATE_SITE_OPERATOR_KEYS=ed25519) a change signed with an HMAC key
+// is refused (auth.ErrHMACRefused): every gate holds the HMAC secrets, so
+// such a signature may come from a compromised gate.
+func SiteVerifier(ring *auth.KeyRing, ed25519Only bool) site.Verifier {
 	return site.VerifierFunc(func(c *site.Change) error {
-		k, ok := ring.Lookup(c.Request.KeyID)
-		if !ok {
-			return fmt.Errorf("%w %q", auth.ErrUnknownKey, c.Request.KeyID)
-		}
-		want, err := auth.SignFields(k, auth.Fields{Timestamp: c.Request.TS, Nonce: c.Request.Nonce},
-			auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body})
-		if err != nil {
-			return err
-		}
-		got, err := hex.DecodeString(c.Request.Sig)
-		w, _ := hex.DecodeString(want.Signature)
-		if err != nil || !hmac.Equal(got, w) {
-			return auth.ErrBadSignature
-		}
-		return nil
+		return auth.CheckSignature(ring,
+			auth.Fields{KeyID: c.Request.KeyID, Timestamp: c.Request.TS, Nonce: c.Request.Nonce, Signature: c.Request.Sig},
+			auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body},
+			ed25519Only)
 	})
+}
+
+// checkSiteOperatorKeys refuses, in a site accepting only Ed25519
+// operator keys, an enrollment key ring that would let this gate accept
+// requests the other gates refuse (HMAC keys) or sign requests itself
+// (Ed25519 private keys): a gate holds only operators' public keys.
+func checkSiteOperatorKeys(ring *auth.KeyRing, ed25519Only bool) error {
+	if !ed25519Only {
+		return nil
+	}
+	if ids := ring.IDsOf(auth.KeyHMAC); len(ids) > 0 {
+		return fmt.Errorf("FACEGATE_ENROLL_KEYS: HMAC keys %v in a site with FACEGATE_SITE_OPERATOR_KEYS=ed25519: the other gates would refuse what they sign; give operators Ed25519 keys (facegate site keygen -operator) and list only their ed25519: public lines, or set FACEGATE_SITE_OPERATOR_KEYS=any", ids)
+	}
+	if ids := ring.IDsOf(auth.KeyEd25519Private); len(ids) > 0 {
+		return fmt.Errorf("FACEGATE_ENROLL_KEYS: Ed25519 private keys %v on a gate: a gate holds only operators' public keys (ed25519:<id>:<public key>); keep the private key in the operator's tool", ids)
+	}
+	return nil
 }
 
 // openSite joins the site when FACEGATE_SITE_NATS_URLS is set: keys
@@ -135,6 +143,9 @@ func (s *Service) openSite() error {
 	if err != nil {
 		return fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
 	}
+	if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only()); err != nil {
+		return err
+	}
 	ccfg := site.ClientConfig{URLs: cfg.SiteNATSURLs, Name: cfg.DeviceID, User: cfg.SiteNATSUser, CAFile: cfg.SiteNATSCAFile, Logger: log}
 	if cfg.SiteNATSPasswordFile != "" {
 		if ccfg.PasswordFile, err = Resolve(cfg.SiteNATSPasswordFile); err != nil {
@@ -159,14 +170,14 @@ func (s *Service) openSite() error {
 		return fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
 	sg.rep, err = site.NewReplicator(site.ReplicatorConfig{
-		Gate: cfg.DeviceID, JS: sg.js, Applier: s.gallery.SiteApplier(sg.keys), Verifier: SiteVerifier(ring), Gates: gates,
+		Gate: cfg.DeviceID, JS: sg.js, Applier: s.gallery.SiteApplier(sg.keys), Verifier: SiteVerifier(ring, cfg.SiteConfig.Ed25519Only()), Gates: gates,
 		OnRefused: sg.refused, OnApplied: sg.applied, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("site: %w", err)
 	}
 	applied, _ := s.gallery.SiteApplier(sg.keys).Applied()
-	log.Info("site configured", "gate", cfg.DeviceID, "nats", cfg.SiteNATSURLs, "gates", len(gates), "applied", applied, "queued_events", sg.fwd.Pending())
+	log.Info("site configured", "gate", cfg.DeviceID, "operator_keys", cfg.SiteOperatorKeys, "nats", cfg.SiteNATSURLs, "gates", len(gates), "applied", applied, "queued_events", sg.fwd.Pending())
 	return nil
 }
 
@@ -271,7 +282,7 @@ type RefusedEvent struct {
 	Origin    string    `json:"origin,omitempty"`
 	Op        string    `json:"op,omitempty"`
 	SubjectID string    `json:"subject_id,omitempty"`
-	Reason    string    `json:"reason"` // gate_signature, unsigned, stale, msg_id or invalid
+	Reason    string    `json:"reason"` // gate_signature, hmac_refused, unsigned, stale, msg_id or invalid
 	Error     string    `json:"error"`
 }
 
@@ -279,6 +290,8 @@ func refusalReason(err error) string {
 	switch {
 	case errors.Is(err, site.ErrGateSignature):
 		return "gate_signature"
+	case errors.Is(err, auth.ErrHMACRefused):
+		return "hmac_refused" // operator-signed with an HMAC key, which every gate holds
 	case errors.Is(err, site.ErrUnsigned):
 		return "unsigned"
 	case errors.Is(err, site.ErrStale):

@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
 )
 
@@ -39,7 +40,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.device, "device", os.Getenv("FACEGATE_DEVICE_ID"), "the gate's device id")
 	fs.StringVar(&c.user, "user", os.Getenv("FACEGATE_MQTT_USERNAME"), "broker user name")
 	fs.StringVar(&c.passwordFile, "password-file", "", "file holding the broker password")
-	fs.StringVar(&c.keys, "keys", "", "HMAC key ring file (id:base64secret lines; the first key signs)")
+	fs.StringVar(&c.keys, "keys", "", "the operator's key file, mode 0600; its first key signs: an Ed25519 private key (ed25519-private:id:seed, from facegate site keygen -operator) or an HMAC key (id:base64secret)")
 	fs.StringVar(&c.caFile, "ca-file", os.Getenv("FACEGATE_MQTT_CA_FILE"), "CA certificate (PEM) the broker's certificate must chain to (system pool when empty)")
 	fs.StringVar(&c.certFile, "cert-file", os.Getenv("FACEGATE_MQTT_CERT_FILE"), "client certificate (PEM) for mutual TLS")
 	fs.StringVar(&c.keyFile, "key-file", os.Getenv("FACEGATE_MQTT_KEY_FILE"), "client certificate's private key (PEM)")
@@ -108,4 +109,23 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// signingKey loads the operator's key file (-keys) and returns its first
+// key, which signs: an Ed25519 private key or an HMAC key. A file whose
+// first key is an Ed25519 public key (a gate's FACEGATE_ENROLL_KEYS line)
+// is refused here, before anything is sent.
+func signingKey(path string) (auth.Key, error) {
+	if path == "" {
+		return auth.Key{}, fmt.Errorf("-keys is required: enrollment requests are signed")
+	}
+	ring, err := auth.LoadKeyRing(path)
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("-keys: %w", err)
+	}
+	k := ring.Current()
+	if k.Type() == auth.KeyEd25519Public {
+		return auth.Key{}, fmt.Errorf("-keys %s: key %q is an Ed25519 public key (what gates hold); sign with the operator's private key file (ed25519-private:%s:..., facegate site keygen -operator)", path, k.ID, k.ID)
+	}
+	return k, nil
 }

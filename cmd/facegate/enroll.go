@@ -13,7 +13,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
 )
 
@@ -104,14 +103,11 @@ flags:
 		}
 		req.Images = append(req.Images, base64.StdEncoding.EncodeToString(b))
 	}
-	if cf.keys == "" {
-		return fmt.Errorf("-keys is required: enrollment requests are signed")
-	}
-	ring, err := auth.LoadKeyRing(cf.keys)
+	key, err := signingKey(cf.keys)
 	if err != nil {
 		return err
 	}
-	if req.Auth, err = mqtt.Sign(ring.Current(), req, cf.device, time.Now()); err != nil {
+	if req.Auth, err = mqtt.Sign(key, req, cf.device, time.Now()); err != nil {
 		return err
 	}
 	payload, err := json.Marshal(req)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/enroll/importer"
 )
 
@@ -68,10 +67,7 @@ flags:
 		return err
 	}
 	importer.Validate(rows)
-	if cf.keys == "" {
-		return fmt.Errorf("-keys is required: enrollment requests are signed")
-	}
-	ring, err := auth.LoadKeyRing(cf.keys)
+	key, err := signingKey(cf.keys)
 	if err != nil {
 		return err
 	}
@@ -88,7 +84,7 @@ flags:
 	}
 	defer out.Close()
 
-	g := importer.NewMQTTGate(ring.Current(), cf.prefix, cf.device, cf.timeout, slog.Default())
+	g := importer.NewMQTTGate(key, cf.prefix, cf.device, cf.timeout, slog.Default())
 	cl, err := cf.connect("facegate-import", g.OnConnect)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/facegate/facegate/daemon"
+	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/site"
 )
 
@@ -32,15 +33,19 @@ func cmdSite(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("site", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	gate := fs.String("gate", "", "keygen: the gate id (its FACEGATE_DEVICE_ID)")
-	out := fs.String("out", "", "keygen: write the private seed to this file (mode 0600)")
+	operator := fs.String("operator", "", "keygen: an operator's key id (instead of -gate): an Ed25519 operator key")
+	out := fs.String("out", "", "keygen: write the private key to this file (mode 0600, never overwritten)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: facegate site [flags] status|init|serve|keygen
 
   status   the gallery stream's last sequence and each gate's applied sequence and lag
   init     create or update the site's streams (an operator's NATS user; FACEGATE_SITE_REPLICAS)
   serve    run a NATS cluster member (FACEGATE_SITE_SERVER_*) until stopped
-  keygen   make a gate's Ed25519 key: the seed into -out, its line for
+  keygen   -gate ID: make a gate's Ed25519 key: the seed into -out, its line for
            FACEGATE_SITE_GATE_KEYS on stdout
+           -operator ID: make an operator's Ed25519 key: the private key ring
+           line into -out (for facegate enroll -keys), its public line
+           ed25519:ID:<key> for every gate's FACEGATE_ENROLL_KEYS on stdout
 
 The same FACEGATE_SITE_* environment as the daemon's is read.
 
@@ -61,6 +66,12 @@ flags:
 	}
 	switch fs.Arg(0) {
 	case "keygen":
+		if *operator != "" {
+			if *gate != "" {
+				return fmt.Errorf("%w: keygen takes -gate or -operator, not both", errUsage)
+			}
+			return operatorKeygen(*operator, *out, stdout)
+		}
 		return siteKeygen(*gate, *out, stdout)
 	case "serve":
 		srv, err := daemon.StartSiteServer(env.SiteServerConfig, env.StateDir, slog.Default())
@@ -113,6 +124,35 @@ flags:
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s ago\n", g.Gate, g.Applied, g.Lag, time.Since(g.Updated).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// operatorKeygen writes a new operator Ed25519 private key (a key ring
+// line, mode 0600, never overwriting a file) and prints the public line
+// the gates list in FACEGATE_ENROLL_KEYS.
+func operatorKeygen(id, out string, stdout io.Writer) error {
+	if out == "" {
+		return fmt.Errorf("%w: keygen -operator needs -out", errUsage)
+	}
+	k, err := auth.GenerateEd25519(id)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("keygen: %s exists; an operator's key is never overwritten", out)
+		}
+		return fmt.Errorf("keygen: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "# facegate operator key %s: keep it with the operator, never on a gate\n%s\n", id, k.PrivateLine())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, k.PublicLine())
+	return err
 }
 
 // siteKeygen writes a new gate's Ed25519 seed and prints its public line.

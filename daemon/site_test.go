@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/facegate/facegate/daemon/auth"
+	"github.com/facegate/facegate/site"
+)
+
+// siteChange is a change authorised by a request signed with k, as the
+// accepting gate would put it on the stream.
+func siteChange(t *testing.T, k auth.Key) *site.Change {
+	t.Helper()
+	body, err := auth.Body(auth.BodyField{Name: "device_id", Value: "gate-a"}, auth.BodyField{Name: "request_id", Value: "req-1"},
+		auth.BodyField{Name: "op", Value: "delete"}, auth.BodyField{Name: "subject_id", Value: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := auth.Request{Operation: "enroll/delete", RequestID: "req-1", Body: body}
+	f, err := auth.Sign(k, r, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &site.Change{ID: site.ChangeID(f.KeyID, f.Nonce), Op: site.OpRemove, SubjectID: "alice", Origin: "gate-a",
+		Request: site.Request{KeyID: f.KeyID, TS: f.Timestamp, Nonce: f.Nonce, Sig: f.Signature, Operation: r.Operation, RequestID: r.RequestID, Body: body}}
+}
+
+func TestSiteVerifier(t *testing.T) {
+	op, err := auth.GenerateEd25519("ops-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opPub, _ := op.Public()
+	other, _ := auth.GenerateEd25519("ops-1") // same id, not the operator's key
+	legacy, _ := auth.NewKey("legacy", bytes.Repeat([]byte{7}, 32))
+	ring, err := auth.NewKeyRing(opPub, legacy) // public keys only, plus an HMAC key
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := siteChange(t, op)
+	tampered.Request.Body = bytes.Replace(tampered.Request.Body, []byte("alice"), []byte("mallo"), 1)
+	tests := []struct {
+		name        string
+		c           *site.Change
+		ed25519Only bool
+		want        error
+		reason      string
+	}{
+		{"operator's Ed25519 key", siteChange(t, op), true, nil, ""},
+		{"operator's Ed25519 key, any", siteChange(t, op), false, nil, ""},
+		{"HMAC key accepted with any", siteChange(t, legacy), false, nil, ""},
+		{"HMAC key refused with ed25519", siteChange(t, legacy), true, auth.ErrHMACRefused, "hmac_refused"},
+		{"wrong Ed25519 key", siteChange(t, other), true, auth.ErrBadSignature, "unsigned"},
+		{"tampered body", tampered, true, auth.ErrBadSignature, "unsigned"},
+		{"unknown key id", siteChange(t, func() auth.Key { k, _ := auth.GenerateEd25519("ops-9"); return k }()), true, auth.ErrUnknownKey, "unsigned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := SiteVerifier(ring, tt.ed25519Only).Verify(tt.c)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Verify = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+			// As the replicator reports it.
+			wrapped := fmt.Errorf("%w: change %s: %w", site.ErrUnsigned, tt.c.ID, err)
+			if got := refusalReason(wrapped); got != tt.reason {
+				t.Errorf("reason %q, want %q", got, tt.reason)
+			}
+		})
+	}
+}
+
+func TestCheckSiteOperatorKeys(t *testing.T) {
+	op, _ := auth.GenerateEd25519("ops-1")
+	pub, _ := op.Public()
+	legacy, _ := auth.NewKey("legacy", bytes.Repeat([]byte{7}, 32))
+	ring := func(ks ...auth.Key) *auth.KeyRing {
+		r, err := auth.NewKeyRing(ks...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name        string
+		ring        *auth.KeyRing
+		ed25519Only bool
+		want        string
+	}{
+		{"public keys only", ring(pub), true, ""},
+		{"HMAC key in an Ed25519 site", ring(pub, legacy), true, "HMAC keys [legacy]"},
+		{"private key on a gate", ring(op), true, "private keys [ops-1]"},
+		{"HMAC key with any", ring(legacy, pub), false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkSiteOperatorKeys(tt.ring, tt.ed25519Only)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("checkSiteOperatorKeys = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSiteOperatorKeysConfig(t *testing.T) {
+	base := SiteConfig{SiteNATSURLs: []string{"nats://127.0.0.1:4222"}, SiteGateKey: "k", SiteGateKeys: "ks", SiteKey: "s", SiteReplicas: 3, SiteOutboxMaxBytes: 1 << 26}
+	for v, ok := range map[string]bool{"ed25519": true, "any": true, "hmac": false, "": false} {
+		c := base
+		c.SiteOperatorKeys = v
+		var errs []string
+		c.validate("gate-a", func(name, format string, args ...any) { errs = append(errs, name) })
+		if got := len(errs) == 0; got != ok {
+			t.Errorf("SITE_OPERATOR_KEYS=%q: problems %v, want ok=%v", v, errs, ok)
+		}
+		if ok && c.Ed25519Only() != (v == "ed25519") {
+			t.Errorf("SITE_OPERATOR_KEYS=%q: Ed25519Only = %v", v, c.Ed25519Only())
+		}
+	}
+}
