@@ -93,11 +93,15 @@ func Preflight(cfg *Config) error {
 		case errors.Is(err, fs.ErrPermission):
 			add(Problem{Var: v, Path: path, What: "permission denied", Fix: "make it readable by the user facegate runs as (and by no one else)"})
 		default:
-			add(Problem{Var: v, Path: path, What: err.Error(), Fix: "one key per line, id:base64 secret of 32 bytes or more (docs/security.md)"})
+			add(Problem{Var: v, Path: path, What: err.Error(), Fix: "one key per line: id:base64 secret of 32 bytes or more, or ed25519:id:base64 public key (docs/security.md)"})
 		}
 		return nil, false
 	}
-	keyFile("ENROLL_KEYS", cfg.EnrollKeys)
+	if ring, ok := keyFile("ENROLL_KEYS", cfg.EnrollKeys); ok && cfg.SiteConfig.Enabled() {
+		if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only()); err != nil {
+			add(Problem{Var: "ENROLL_KEYS", What: err.Error(), Fix: "list only operators' ed25519:<id>:<public key> lines (docs/site.md, Operator keys)"})
+		}
+	}
 	var galleryKeys []store.Key
 	if ring, ok := keyFile("GALLERY_KEY", cfg.GalleryKey); ok {
 		// The ring just read, not the file again.

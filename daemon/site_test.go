@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +127,40 @@ func TestSiteOperatorKeysConfig(t *testing.T) {
 			t.Errorf("SITE_OPERATOR_KEYS=%q: Ed25519Only = %v", v, c.Ed25519Only())
 		}
 	}
+}
+
+// TestPreflightSiteOperatorKeys: `facegate config` names an HMAC key in
+// the enrollment ring of a gate in an Ed25519-only site, and accepts the
+// operators' public lines.
+func TestPreflightSiteOperatorKeys(t *testing.T) {
+	env, dir := preflightEnv(t)
+	env["FACEGATE_SITE_NATS_URLS"] = "nats://127.0.0.1:4222"
+	err := Preflight(loadWith(t, env))
+	var se *StartupError
+	if !errors.As(err, &se) || !problemNamed(se, "ENROLL_KEYS", "HMAC keys [k1]") {
+		t.Fatalf("HMAC key in an Ed25519 site: %v", err)
+	}
+	op, _ := auth.GenerateEd25519("ops-1")
+	pub := filepath.Join(dir, "enroll-keys-ed25519")
+	if err := os.WriteFile(pub, []byte(op.PublicLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["FACEGATE_ENROLL_KEYS"] = pub
+	if err := Preflight(loadWith(t, env)); errors.As(err, &se) && problemNamed(se, "ENROLL_KEYS", "") {
+		t.Fatalf("public operator keys refused: %v", err)
+	}
+	env["FACEGATE_ENROLL_KEYS"] = filepath.Join(dir, "enroll-keys")
+	env["FACEGATE_SITE_OPERATOR_KEYS"] = "any"
+	if err := Preflight(loadWith(t, env)); errors.As(err, &se) && problemNamed(se, "ENROLL_KEYS", "") {
+		t.Fatalf("HMAC key with FACEGATE_SITE_OPERATOR_KEYS=any refused: %v", err)
+	}
+}
+
+func problemNamed(se *StartupError, v, what string) bool {
+	for _, p := range se.Problems {
+		if p.Var == v && strings.Contains(p.What, what) {
+			return true
+		}
+	}
+	return false
 }
