@@ -42,31 +42,8 @@ func TestE2EPADSamples(t *testing.T) {
 	infer.TestModelDir(t, "minifasnet-v1se")
 	samples := padSamples(t)
 	state := filepath.Join(t.TempDir(), "state")
-	camera := func(name string) (string, []byte) {
-		b, err := os.ReadFile(filepath.Join(samples, "image_"+name+".jpg"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The samples carry an EXIF orientation (rotated); a camera's
-		// frames are upright: play them as decoded (imageio applies it),
-		// lossless.
-		img, _, err := imageio.DecodeBytes(b, imageio.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			t.Fatal(err)
-		}
-		cam := filepath.Join(t.TempDir(), name)
-		os.Mkdir(cam, 0o755)
-		for i := range 8 {
-			os.WriteFile(filepath.Join(cam, fmt.Sprintf("%03d.png", i)), buf.Bytes(), 0o644)
-		}
-		return cam, b
-	}
 	gateOn := func(name string) (*gate, []byte) {
-		cam, b := camera(name)
+		cam, b := padCamera(t, samples, name)
 		return startGate(t, broker, state, nil, func(c *Config) {
 			// The poster and screen samples show the face turned (~45°)
 			// and soft: the quality gate would stop them before matching.
@@ -116,4 +93,75 @@ func TestE2EPADSamples(t *testing.T) {
 		}
 		t.Logf("%s: presentation_attack, median p_real %.3f over %d frames (threshold %.3f)", name, *e.PAD.Score, e.PAD.Frames, *e.PAD.Threshold)
 	}
+}
+
+// padCamera is a camera of one MiniFASNet sample (image_<name>.jpg)
+// repeated, and the sample's bytes.
+func padCamera(t *testing.T, samples, name string) (string, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(samples, "image_"+name+".jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The samples carry an EXIF orientation (rotated); a camera's frames
+	// are upright: play them as decoded (imageio applies it), lossless.
+	img, _, err := imageio.DecodeBytes(b, imageio.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	cam := filepath.Join(t.TempDir(), name)
+	os.Mkdir(cam, 0o755)
+	for i := range 8 {
+		os.WriteFile(filepath.Join(cam, fmt.Sprintf("%03d.png", i)), buf.Bytes(), 0o644)
+	}
+	return cam, b
+}
+
+// TestE2EPADClaim: 1:1 claims are PAD-checked like visits. In 1:1 mode,
+// with passive PAD, the person enrolled from the live sample: a claim for
+// them with the poster sample before the camera is refused as a
+// presentation attack (mode 1:1, the claim's id, pad attack); a claim with
+// the live sample before it is granted (pad bona fide).
+func TestE2EPADClaim(t *testing.T) {
+	broker := testBroker(t)
+	infer.TestModelDir(t, "minifasnet-v2")
+	infer.TestModelDir(t, "minifasnet-v1se")
+	samples := padSamples(t)
+	state := filepath.Join(t.TempDir(), "state")
+	gateOn := func(name string) (*gate, []byte) {
+		cam, b := padCamera(t, samples, name)
+		return startGate(t, broker, state, nil, func(c *Config) {
+			c.MinSharpness, c.MaxYaw, c.MaxPitch, c.MaxRoll = 1, 90, 90, 90 // as in TestE2EPADSamples
+			c.Source = cam
+			c.Mode = "1:1"
+			c.PADMethod, c.PADBPCER = PADPassive, 0.05
+			c.PADCalibration = filepath.Join("..", "models", "calibration", PADCalibrationFile)
+		}), b
+	}
+	_, live := padCamera(t, samples, "T1")
+	g, _ := gateOn("F1")
+	if rep := g.request(&mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: "person", Images: []string{base64.StdEncoding.EncodeToString(live)}}, true); rep.Status != mqtt.ReplyOK {
+		t.Fatalf("enroll: %+v", rep)
+	}
+	id := g.claim("person")
+	e, ok := g.waitEvent(30*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
+	g.stop()
+	if p := e.PAD; !ok || e.Decision != mqtt.DecisionPresentationAttack || e.Mode != mqtt.ModeVerify || e.Reason != "pad_passive" ||
+		e.Subject == nil || e.Subject.ID != "person" || p == nil || p.Decision != mqtt.PADAttack || p.Score == nil || p.Threshold == nil || *p.Score >= *p.Threshold {
+		t.Fatalf("claim before the poster: %+v pad %+v (found %v)", e, e.PAD, ok)
+	}
+	t.Logf("claim, poster (F1): presentation_attack, median p_real %.3f over %d frames", *e.PAD.Score, e.PAD.Frames)
+
+	g, _ = gateOn("T1")
+	id = g.claim("person")
+	e, ok = g.waitEvent(30*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
+	g.stop()
+	if p := e.PAD; !ok || e.Decision != mqtt.DecisionGranted || e.Mode != mqtt.ModeVerify || p == nil || p.Decision != mqtt.PADBonaFide || p.Score == nil || *p.Score < *p.Threshold {
+		t.Fatalf("claim before the live sample: %+v pad %+v (found %v)", e, e.PAD, ok)
+	}
+	t.Logf("claim, live (T1): granted, median p_real %.3f over %d frames", *e.PAD.Score, e.PAD.Frames)
 }

@@ -364,6 +364,7 @@ func (e *Engine) decide(ctx context.Context, in *slot[analysed]) error {
 		start := time.Now()
 		obs := e.match(a)
 		e.stageDone(metrics.StageMatch, start)
+		e.claimFrame(a, &obs) // pad.go: the claim's PAD
 		if e.Observe != nil {
 			r := FrameResult{Seq: a.frame.Seq, Captured: a.frame.Time, Analysed: a.at, Faces: a.faces,
 				Acquired: a.face != nil, Score: math.NaN(), Accepted: obs.Accepted, Tracked: a.tracked}

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/infer"
 	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/infer/quality"
 	"github.com/facegate/facegate/pad/challenge"
 )
 
@@ -308,8 +310,36 @@ func (s *Service) publishChallenge(ch challenge.Challenge, visit uint64) {
 	}
 }
 
+// claimFrame completes a 1:1 observation with what the claim's PAD needs:
+// the door's face and keypoints (the challenge's yaw track) and, while
+// the decider asks for it, passive PAD's score of a good face.
+func (e *Engine) claimFrame(a analysed, obs *Observation) {
+	obs.PAD = math.NaN()
+	if p := a.primary; p != nil {
+		obs.Seen, obs.Box = true, [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
+		pts := make([][2]float64, len(p.Keypoints))
+		for i, k := range p.Keypoints {
+			pts[i] = [2]float64{k.X, k.Y}
+		}
+		if kp, err := quality.KeypointsFrom(pts, p.Names); err == nil {
+			obs.Keypoints, obs.HasKeypoints = kp, true
+		}
+	}
+	if e.PAD == nil || !obs.Face || a.face == nil || !e.Decider.WantsPAD() {
+		return
+	}
+	start := time.Now()
+	r, err := e.PAD.Score(a.img, a.face.Box)
+	if err != nil {
+		e.Log.Warn("pad not scored", "seq", a.frame.Seq, "err", err)
+	} else {
+		obs.PAD = r.PReal
+	}
+	e.stageDone(metrics.StagePAD, start)
+}
+
 // padField is the event's PAD result: nil with PAD off; not_checked for
-// decisions PAD had no part in (1:1 claims, which PAD does not cover yet).
+// decisions PAD had no part in (no identity cleared, a claim denied).
 func (s *Service) padField(d Decision) *mqtt.PAD {
 	if s.padPol == nil {
 		return nil

@@ -286,7 +286,8 @@ func (s *Service) open() (err error) {
 		Pipe: s.pipe, Towers: s.towers, Fusion: s.fusion, Gallery: s.gallery, Visits: visits,
 		Threshold: s.thresh, Quality: q, Log: log.With("component", "engine"),
 		Decider: NewDecider(DeciderConfig{AgreeN: cfg.AgreeN, AgreeM: cfg.AgreeM, Cooldown: cfg.Cooldown,
-			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: s.thresh.Score != string(manifest.MetricEuclidean)}),
+			UnknownInterval: cfg.UnknownInterval, HigherIsMatch: s.thresh.Score != string(manifest.MetricEuclidean),
+			PAD: s.padPol, Log: log.With("component", "claims")}),
 		Emit: s.emit, Progress: s.progress, Observe: s.observe, KeepFrames: cfg.IncludeImage,
 		Track: cfg.TrackConfig.Track(), PAD: padScorer,
 	})
