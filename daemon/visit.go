@@ -26,11 +26,16 @@ type VisitConfig struct {
 	// within MaxShift box widths of the last centre.
 	MinIoU   float64
 	MaxShift float64
+	// LookInterval: a good frame adds a look to the visit's evidence only
+	// this long after the visit's last look (the first good frame always
+	// does). 180 ms takes every third frame at 15 fps and every frame at
+	// 5 fps.
+	LookInterval time.Duration
 }
 
 // DefaultVisitConfig are the tracker's defaults.
 func DefaultVisitConfig() VisitConfig {
-	return VisitConfig{Gap: time.Second, Timeout: 5 * time.Second, MinIoU: 0.2, MaxShift: 0.75}
+	return VisitConfig{Gap: time.Second, Timeout: 5 * time.Second, MinIoU: 0.2, MaxShift: 0.75, LookInterval: 180 * time.Millisecond}
 }
 
 // Visit is the visit the tracker follows.
@@ -99,6 +104,9 @@ func NewVisitTracker(cfg VisitConfig) *VisitTracker {
 	}
 	if cfg.MaxShift <= 0 {
 		cfg.MaxShift = def.MaxShift
+	}
+	if cfg.LookInterval <= 0 {
+		cfg.LookInterval = def.LookInterval
 	}
 	return &VisitTracker{cfg: cfg}
 }

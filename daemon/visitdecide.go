@@ -15,6 +15,16 @@ import (
 // granted, and the event names both for the audit log.
 const Ambiguous Verdict = "ambiguous"
 
+// Reasons of 1:N unknown decisions besides no_match.
+const (
+	// ReasonFailureToAcquire: the visit ended without a frame that passed
+	// the quality gate (VisitReport.Rejected says which checks failed).
+	ReasonFailureToAcquire = "failure_to_acquire"
+	// ReasonLooksSpent: the visit continues visits whose faces jumped in
+	// within the gap, and they had used the whole look budget.
+	ReasonLooksSpent = "looks_spent"
+)
+
 // PresentationAttack is the verdict of a visit whose identity cleared but
 // which failed PAD (pad.go): nobody is let in, and the event names the
 // identity presented and the reason (pad_passive, challenge_<reason>).
@@ -37,6 +47,10 @@ type VisitFrame struct {
 	// challenge's yaw track.
 	Keypoints    quality.Keypoints
 	HasKeypoints bool
+	// Rejected are the quality checks the face failed (quality.Check*
+	// names) when it showed but was not Good; empty when it passed the
+	// gate but was not embedded.
+	Rejected []string
 	// Candidates are the enrolled people scored against the face.
 	Candidates []ScoredCandidate
 	// Ref carries pipeline details (box, quality, image) to the event.
@@ -71,9 +85,16 @@ type VisitCandidate struct {
 // VisitReport is what a 1:N decision says about its visit.
 type VisitReport struct {
 	ID uint64
-	// Frames is how many good frames the evidence holds; Seen how many
-	// frames showed the face.
+	// Frames is how many looks (good frames, LookInterval apart) the
+	// evidence holds; Seen how many frames showed the face.
 	Frames, Seen int
+	// Carried is how many looks of the budget the visits it continues
+	// (a face that jumped in within the gap) had used already.
+	Carried int
+	// Rejected counts the frames with the face that failed the quality
+	// gate, by check failed (a frame failing two checks counts under
+	// both; "not_embedded" for a face that passed but was not embedded).
+	Rejected map[string]int
 	FirstGood    time.Time // capture time of the first good frame
 	DecidedAt    time.Time // capture time of the frame decided on, or the end
 	End          VisitEnd  // why the visit ended; "" when decided while it went on
@@ -123,6 +144,14 @@ type visitState struct {
 	id      uint64
 	ev      decision.Evidence
 	decided bool
+	granted bool // decided by a grant
+	// carried: looks used by the visits this one continues; chainStart:
+	// the first frame of the first of them (a fresh budget once per
+	// Timeout at most).
+	carried    int
+	chainStart time.Time
+	lastLook   time.Time
+	rejected   map[string]int
 	rule    VisitRule
 	raw     map[string]*rawSums
 	pads    []float64 // p_real of the good frames scored
@@ -173,14 +202,18 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 		return append(out, d.Tick(f.Time)...)
 	}
 	var out []Decision
+	prev := d.cur
 	v, ended := d.tr.Face(f.Box, f.Time, f.Good)
 	if ended != nil {
 		out = append(out, d.finish(ended)...)
 	}
 	if d.cur == nil || d.cur.id != v.ID {
-		d.cur = &visitState{id: v.ID, raw: map[string]*rawSums{}}
+		d.cur = d.newState(v, ended, prev)
 	}
 	st := d.cur
+	if f.Face && !f.Good {
+		st.reject(f.Rejected)
+	}
 	if st.decided {
 		return out
 	}
@@ -203,6 +236,18 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 		st.ref = f.Ref
 		return append(out, d.tryGrant(*v, f.Time)...)
 	}
+	if st.ev.Frames() > 0 && f.Time.Sub(st.lastLook) < d.tr.cfg.LookInterval {
+		return out // too soon after the last look: nearly the same view
+	}
+	st.rule = d.cfg.Rule()
+	st.rule.MaxFrames -= st.carried
+	if st.rule.MaxFrames <= 0 {
+		// The visits this one continues spent the look budget.
+		st.decided = true
+		return append(out, d.decide(decision.Decision{Outcome: decision.Unknown}, *v, "", f.Time, "")...)
+	}
+	st.lastLook = f.Time
+	st.ev.Agg = st.rule.Aggregate
 	cands := make([]decision.Candidate, len(f.Candidates))
 	for i, c := range f.Candidates {
 		cands[i] = decision.Candidate{ID: c.ID, Logit: c.Logit}
@@ -214,7 +259,6 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 	}
 	st.pads = append(st.pads, f.PAD)
 	st.ref = f.Ref
-	st.rule = d.cfg.Rule()
 	dec := st.ev.Decide(st.rule.Rule)
 	switch dec.Outcome {
 	case decision.Pending:
@@ -226,6 +270,36 @@ func (d *VisitDecider) Frame(f VisitFrame) []Decision {
 	}
 	st.decided = true
 	return append(out, d.decide(dec, *v, "", f.Time, "")...)
+}
+
+// newState starts the decision state of visit v. When v replaced a visit
+// whose face jumped away (EndMoved: a new face within the gap) and that
+// visit was not granted, v continues its look budget, for at most Timeout
+// from the first visit of the chain: one stranger swapping faces or
+// photos gets the looks the calibration covers, not a fresh budget per
+// face.
+func (d *VisitDecider) newState(v *Visit, ended *Ended, prev *visitState) *visitState {
+	st := &visitState{id: v.ID, raw: map[string]*rawSums{}, chainStart: v.Start}
+	if ended == nil || ended.Why != EndMoved || prev == nil || prev.id != ended.Visit.ID || prev.granted {
+		return st
+	}
+	if v.Start.Sub(prev.chainStart) < d.tr.cfg.Timeout {
+		st.carried, st.chainStart = prev.carried+prev.ev.Frames(), prev.chainStart
+	}
+	return st
+}
+
+// reject counts a frame with the face that failed the quality gate.
+func (st *visitState) reject(checks []string) {
+	if st.rejected == nil {
+		st.rejected = map[string]int{}
+	}
+	if len(checks) == 0 {
+		st.rejected["not_embedded"]++
+	}
+	for _, c := range checks {
+		st.rejected[c]++
+	}
 }
 
 // cleared handles a frame at which the visit's identity cleared: the
@@ -326,19 +400,31 @@ func (d *VisitDecider) End(why VisitEnd) []Decision {
 	return d.finish(e)
 }
 
+// MinFTAFrames is how many frames with the face a visit without a good
+// frame needs for its failure_to_acquire event (a single detection is no
+// visit).
+const MinFTAFrames = 2
+
 // finish decides a visit that ended undecided: unknown, ambiguous, or a
 // presentation attack when its identity cleared and PAD did not pass (a
 // challenge still pending when the face left: challenge_face_lost).
-// A visit without a good frame is no decision (the failure-to-acquire
-// statistics count it).
+// A visit without a good frame (seen on MinFTAFrames frames or more) is
+// unknown with reason failure_to_acquire, its rejected frames counted by
+// quality check.
 func (d *VisitDecider) finish(e *Ended) []Decision {
 	st := d.cur
 	d.cur = nil
-	if st == nil || st.id != e.Visit.ID || st.decided || e.Visit.Good == 0 {
+	if st == nil || st.id != e.Visit.ID || st.decided {
 		return nil
 	}
 	d.cur = st // decide reads it
 	defer func() { d.cur = nil }()
+	if e.Visit.Good == 0 {
+		if e.Visit.Frames < MinFTAFrames {
+			return nil
+		}
+		return d.decide(decision.Decision{Outcome: decision.Unknown}, e.Visit, e.Why, e.Visit.Last, "")
+	}
 	if st.cleared != nil {
 		why := "pad_passive"
 		if st.checker != nil && st.checker.Result().Status != challenge.Passed {
@@ -360,7 +446,8 @@ func (d *VisitDecider) finish(e *Ended) []Decision {
 // cleared identity is refused as a presentation attack.
 func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at time.Time, attack string) []Decision {
 	st := d.cur
-	rep := &VisitReport{ID: v.ID, Frames: st.ev.Frames(), Seen: v.Frames, FirstGood: v.FirstGood, DecidedAt: at, End: end, Rule: st.rule}
+	rep := &VisitReport{ID: v.ID, Frames: st.ev.Frames(), Seen: v.Frames, Carried: st.carried, Rejected: st.rejected,
+		FirstGood: v.FirstGood, DecidedAt: at, End: end, Rule: st.rule}
 	if dec.HasBest {
 		rep.Best = st.candidate(dec.Best)
 	}
@@ -380,6 +467,7 @@ func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at t
 	case dec.Outcome == decision.Granted:
 		out.Verdict, out.Subject, out.Reason = Granted, dec.Best.ID, "match"
 		out.Best.Accepted = true
+		st.granted = true
 		if last, ok := d.lastGrant[out.Subject]; ok && at.Sub(last) < d.cfg.Cooldown {
 			return nil // the same person back within the cooldown
 		}
@@ -388,6 +476,13 @@ func (d *VisitDecider) decide(dec decision.Decision, v Visit, end VisitEnd, at t
 		out.Verdict, out.Reason = Ambiguous, "margin"
 	default:
 		out.Verdict, out.Reason = Unknown, "no_match"
+		switch {
+		case v.Good == 0:
+			// No frame passed the quality gate: nothing to match.
+			out.Reason = ReasonFailureToAcquire
+		case rep.Frames == 0:
+			out.Reason = ReasonLooksSpent
+		}
 		if !d.lastUnknown.IsZero() && at.Sub(d.lastUnknown) < d.cfg.UnknownInterval {
 			return nil
 		}

@@ -45,8 +45,9 @@ type TailPoint struct {
 // VisitModel is the per-visit impostor model of one subset of towers.
 //
 // Its statistic is the peak evidence of a non-mated visit against one
-// enrolled identity: the highest aggregated logit (quality-weighted running
-// mean, as [Evidence] computes it) over the visit's first MaxFrames looks.
+// enrolled identity: the highest aggregated logit (as [Evidence] computes
+// it with Aggregate: running quality-weighted mean, or running maximum)
+// over the visit's first MaxFrames looks.
 // A sequential rule can only grant a stranger to an identity whose peak
 // evidence clears the threshold, so P(peak ≥ t) bounds the per-comparison
 // rate the rule produces, repeated looks included. Body holds the empirical
@@ -54,7 +55,9 @@ type TailPoint struct {
 // exponential with scale TailScale (fitted by the mean excess), which is
 // conservative for the Gaussian-like tails of fused logits.
 type VisitModel struct {
-	MaxFrames  int         `json:"max_frames"`
+	MaxFrames int `json:"max_frames"`
+	// Aggregate is how the looks were combined ("" is Mean).
+	Aggregate  Aggregate   `json:"aggregate,omitempty"`
 	Samples    int         `json:"samples"`
 	Body       []TailPoint `json:"body"`
 	TailExceed float64     `json:"tail_exceed"`
@@ -162,6 +165,8 @@ func (v VisitModel) Validate() error {
 	switch {
 	case v.MaxFrames < 1:
 		return fmt.Errorf("max_frames %d < 1", v.MaxFrames)
+	case !v.Aggregate.Valid():
+		return fmt.Errorf("aggregate %q is not mean or max", v.Aggregate)
 	case v.Samples < 1:
 		return fmt.Errorf("samples %d < 1", v.Samples)
 	case !(v.TailExceed > 0 && v.TailExceed < 1) || !finite(v.TailLogit):
@@ -350,11 +355,13 @@ func (c *Calibration) Margin(key string) (float64, error) {
 }
 
 // Rule is the sequential rule for a towers key, gallery size and target
-// FPIR: the threshold, the margin and the visit model's MaxFrames.
+// FPIR: the threshold, the margin and the visit model's MaxFrames and
+// Aggregate.
 func (c *Calibration) Rule(key string, n int, fpir float64) (Rule, error) {
 	t, err := c.Threshold(key, n, fpir)
 	if err != nil {
 		return Rule{}, err
 	}
-	return Rule{Threshold: t, Margin: c.Visits[key].Margin, MaxFrames: c.Visits[key].MaxFrames}, nil
+	v := c.Visits[key]
+	return Rule{Threshold: t, Margin: v.Margin, MaxFrames: v.MaxFrames, Aggregate: v.Aggregate}, nil
 }

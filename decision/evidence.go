@@ -39,13 +39,35 @@ func (l Look) Margin() float64 {
 	return l.Best.Logit - l.Second.Logit
 }
 
-// Evidence aggregates the frames of one visit, per candidate identity, as
-// the quality-weighted mean of the fused logit over the frames seen so far.
-// An identity missing from a frame's candidates (the daemon passes the best
-// few) counts that frame's lowest candidate logit, an upper bound of its
-// real logit there. Evidence is not safe for concurrent use; the zero value
-// is an empty visit.
+// Aggregate is how a visit's looks combine into one score per identity.
+type Aggregate string
+
+// Aggregates.
+const (
+	// Mean: the quality-weighted mean of the fused logit over the looks
+	// so far. A poor first look drags every later score down.
+	Mean Aggregate = "mean"
+	// Max: the highest fused logit of any look so far (quality weights
+	// play no part). One good look is enough, and a visit split in two
+	// (the same looks in two runs) reaches exactly the same peak, so a
+	// look budget shared across the split is covered by the calibration.
+	Max Aggregate = "max"
+)
+
+// Valid reports whether a is an aggregate this package computes ("" is
+// Mean, for calibrations written before the choice existed).
+func (a Aggregate) Valid() bool { return a == "" || a == Mean || a == Max }
+
+// Evidence aggregates the frames (looks) of one visit, per candidate
+// identity, as Agg says: by default the quality-weighted mean of the fused
+// logit over the frames seen so far, with Max the highest. An identity
+// missing from a frame's candidates (the daemon passes the best few)
+// counts that frame's lowest candidate logit, an upper bound of its real
+// logit there. Evidence is not safe for concurrent use; the zero value is
+// an empty visit aggregated by Mean.
 type Evidence struct {
+	// Agg is the aggregate; set it before the first Add.
+	Agg    Aggregate
 	frames int
 	weight float64 // Σ w over frames with candidates
 	floor  float64 // Σ w·(lowest logit of the frame)
@@ -53,6 +75,12 @@ type Evidence struct {
 	ids    []string
 	sum    []float64 // Σ w·logit over frames where the identity was a candidate
 	floorP []float64 // Σ w·floor over the same frames
+	// Max: the highest logit of each identity over the frames that listed
+	// it, and the highest lowest-logit of any frame (the bound standing in
+	// where an identity was not listed; never above a listed logit of the
+	// same frame, so max(top[i], lowMax) is exact).
+	top    []float64
+	lowMax float64
 }
 
 // Add adds one frame. A frame without candidates (an empty gallery) counts
@@ -77,8 +105,12 @@ func (e *Evidence) Add(f Frame) error {
 		}
 		low = math.Min(low, c.Logit)
 	}
+	if !e.Agg.Valid() {
+		return fmt.Errorf("decision: aggregate %q is not mean or max", e.Agg)
+	}
 	if e.slot == nil {
 		e.slot = make(map[string]int, len(f.Candidates))
+		e.lowMax = math.Inf(-1)
 	}
 	w := f.Quality
 	for _, c := range f.Candidates {
@@ -90,13 +122,16 @@ func (e *Evidence) Add(f Frame) error {
 			// Frames before this one did not list it: their floors stand in.
 			e.sum = append(e.sum, 0)
 			e.floorP = append(e.floorP, 0)
+			e.top = append(e.top, math.Inf(-1))
 		}
+		e.top[i] = math.Max(e.top[i], c.Logit)
 		e.sum[i] += w * c.Logit
 		e.floorP[i] += w * low
 	}
 	e.frames++
 	e.weight += w
 	e.floor += w * low
+	e.lowMax = math.Max(e.lowMax, low)
 	return nil
 }
 
@@ -114,6 +149,9 @@ func (e *Evidence) Score(id string) (float64, bool) {
 }
 
 func (e *Evidence) mean(i int) float64 {
+	if e.Agg == Max {
+		return math.Max(e.top[i], e.lowMax)
+	}
 	return (e.sum[i] + e.floor - e.floorP[i]) / e.weight
 }
 
@@ -180,6 +218,9 @@ type Rule struct {
 	Threshold float64
 	Margin    float64
 	MaxFrames int
+	// Aggregate is how the looks combine ([Evidence.Agg]); the threshold
+	// is calibrated for it.
+	Aggregate Aggregate
 }
 
 // Decision is the rule's answer at one look.
