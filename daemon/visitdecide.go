@@ -94,7 +94,7 @@ type VisitReport struct {
 	// Rejected counts the frames with the face that failed the quality
 	// gate, by check failed (a frame failing two checks counts under
 	// both; "not_embedded" for a face that passed but was not embedded).
-	Rejected map[string]int
+	Rejected     map[string]int
 	FirstGood    time.Time // capture time of the first good frame
 	DecidedAt    time.Time // capture time of the frame decided on, or the end
 	End          VisitEnd  // why the visit ended; "" when decided while it went on
@@ -152,10 +152,10 @@ type visitState struct {
 	chainStart time.Time
 	lastLook   time.Time
 	rejected   map[string]int
-	rule    VisitRule
-	raw     map[string]*rawSums
-	pads    []float64 // p_real of the good frames scored
-	ref     any       // the latest good frame's details
+	rule       VisitRule
+	raw        map[string]*rawSums
+	pads       []float64 // p_real of the good frames scored
+	ref        any       // the latest good frame's details
 	// cleared is the identity decision that cleared, waiting for PAD.
 	cleared *decision.Decision
 	checker *challenge.Checker // the visit's challenge, once issued
