@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -34,6 +35,12 @@ type Model struct {
 	sigs     map[string]Signature
 	maxBatch int
 	loadTime time.Duration
+
+	// Input tensors kept between runs (feeds.go): fresh is
+	// Options.FreshInputTensors; idle holds the sets no run is using.
+	fresh  bool
+	idleMu sync.Mutex
+	idle   []*feedSet
 }
 
 // Signature is a signature of the loaded graph.
@@ -41,6 +48,7 @@ type Signature struct {
 	Name    string
 	Inputs  map[string]Tensor
 	Outputs map[string]Tensor
+	inKeys  []string // the keys of Inputs, sorted
 }
 
 // Tensor describes one input or output of a signature.
@@ -128,7 +136,7 @@ func Load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: load SavedModel %s with tags %v: %w", ErrModel, dir, m.Tags, err)
 	}
-	model := &Model{dir: dir, manifest: m, saved: saved, maxBatch: opts.MaxBatch, loadTime: time.Since(start)}
+	model := &Model{dir: dir, manifest: m, saved: saved, maxBatch: opts.MaxBatch, loadTime: time.Since(start), fresh: opts.FreshInputTensors}
 	if model.sigs, err = resolveSignatures(saved); err != nil {
 		saved.Session.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrModel, dir, err)
@@ -163,6 +171,7 @@ func resolveSignatures(saved *tf.SavedModel) (map[string]Signature, error) {
 				side.to[key] = Tensor{Key: key, Node: ti.Name, DType: dtypeName(ti.DType), Shape: shape, op: op}
 			}
 		}
+		sig.inKeys = sortedKeys(sig.Inputs)
 		out[name] = sig
 	}
 	return out, nil
@@ -274,6 +283,7 @@ func (m *Model) Close() error {
 	}
 	err := m.saved.Session.Close()
 	m.saved = nil
+	m.dropIdle()
 	if err != nil {
 		return fmt.Errorf("close model %s: %w", m.dir, err)
 	}
@@ -324,15 +334,15 @@ func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs [
 		fetches[i] = t.op
 	}
 	if len(inputs) != len(s.Inputs) {
-		return nil, fmt.Errorf("%w: signature %q takes inputs %v, got %d", ErrInput, sig, sortedKeys(s.Inputs), len(inputs))
+		return nil, fmt.Errorf("%w: signature %q takes inputs %v, got %d", ErrInput, sig, s.inKeys, len(inputs))
 	}
 	rows := -1
-	for _, key := range sortedKeys(inputs) {
-		b := inputs[key]
-		t, ok := s.Inputs[key]
+	for _, key := range s.inKeys {
+		b, ok := inputs[key]
 		if !ok {
-			return nil, fmt.Errorf("%w: signature %q has no input %q (has %v)", ErrInput, sig, key, sortedKeys(s.Inputs))
+			return nil, fmt.Errorf("%w: signature %q has no input %q (has %v)", ErrInput, sig, unknownKey(inputs, s.Inputs), s.inKeys)
 		}
+		t := s.Inputs[key]
 		if t.DType != "float32" {
 			return nil, fmt.Errorf("%w: signature %q input %q is %s, not float32", ErrInput, sig, key, t.DType)
 		}
@@ -359,34 +369,24 @@ func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs [
 			results[i].Data = dst[i][:0]
 		}
 	}
-	feeds := make(map[tf.Output]*tf.Tensor, len(inputs))
 	for start := 0; start < rows || (rows == 0 && start == 0); start += step {
 		end := min(start+step, rows)
-		for key, b := range inputs {
-			part := b
-			if step != rows {
-				n := b.RowLen()
-				part = Float32Batch{Shape: append([]int64{int64(end - start)}, b.Shape[1:]...), Data: b.Data[start*n : end*n]}
-			}
-			t, err := newFloat32Tensor(part)
-			if err != nil {
-				return nil, fmt.Errorf("signature %q input %q: %w", sig, key, err)
-			}
-			feeds[s.Inputs[key].op] = t
-		}
-		out, err := m.saved.Session.Run(feeds, fetches, nil)
+		fs, err := m.feeds(&s, inputs, start, end, step != rows)
 		if err != nil {
-			return nil, fmt.Errorf("run %s signature %q: %w", filepath.Base(m.dir), sig, err)
+			return nil, err
 		}
-		var made int64 // C bytes of this run's tensors, freed only by finalizers
-		for _, t := range feeds {
-			made += tensorBytes(t)
+		made := fs.made // C bytes of this run's tensors, freed only by finalizers
+		out, err := m.saved.Session.Run(fs.feeds, fetches, nil)
+		if err != nil {
+			m.release(fs)
+			return nil, fmt.Errorf("run %s signature %q: %w", filepath.Base(m.dir), sig, err)
 		}
 		for i, t := range out {
 			made += tensorBytes(t)
 			r := &results[i]
 			var shape []int64
 			if r.Data, shape, err = appendFloat32(r.Data, t); err != nil {
+				m.release(fs)
 				return nil, fmt.Errorf("run %s signature %q output %q: %w", filepath.Base(m.dir), sig, outputs[i], err)
 			}
 			if r.Shape == nil {
@@ -395,12 +395,26 @@ func (m *Model) runFloat32(sig string, inputs map[string]Float32Batch, outputs [
 				r.Shape[0] += shape[0]
 			}
 		}
+		// Only now, with every output copied out, may another run write
+		// into these input tensors: an output can share its input's memory
+		// (an identity or a reshape in the graph).
+		m.release(fs)
 		noteTensorGarbage(made)
 		if rows == 0 {
 			break
 		}
 	}
 	return results, nil
+}
+
+// unknownKey is a key of inputs that want lacks, for an error message.
+func unknownKey[V, W any](inputs map[string]V, want map[string]W) string {
+	for _, k := range sortedKeys(inputs) {
+		if _, ok := want[k]; !ok {
+			return k
+		}
+	}
+	return ""
 }
 
 // TensorFlow tensors live in C memory that graft frees only in finalizers,

@@ -395,7 +395,9 @@ func TestRunIntoBuffers(t *testing.T) {
 // Go collection runs, so dead tensors cannot pile up when the Go side makes
 // little garbage of its own (docs/benchmarks.md, "Memory over time").
 func TestTensorGarbageCollected(t *testing.T) {
-	m, ref := loadTiny(t, Options{IntraOpThreads: 1, InterOpThreads: 1})
+	// Fresh input tensors, so each run makes garbage of the input's size
+	// (kept input tensors leave only the outputs: TestFeedReuse).
+	m, ref := loadTiny(t, Options{IntraOpThreads: 1, InterOpThreads: 1, FreshInputTensors: true})
 	in := ref.Images.batch()
 	for tensorGC.Load() { // a collection from another test still running
 		time.Sleep(time.Millisecond)

@@ -21,6 +21,11 @@ type Options struct {
 	GPU GPUOptions
 	// CPUOnly hides every GPU from the session.
 	CPUOnly bool
+	// FreshInputTensors makes new input tensors on every run, as before
+	// issue 17, instead of copying inputs into tensors kept from an
+	// earlier run of the same shape (feeds.go). For benchmarks comparing
+	// the two; results are the same.
+	FreshInputTensors bool
 }
 
 // GPUOptions are TensorFlow's GPUOptions that matter on a gate device.
