@@ -251,28 +251,6 @@ func (g *Gallery) scoreAgainst(id string, probe TowerEmbeddings, towers []*Tower
 	return raw, found
 }
 
-// recordPhotos stores what is kept about the photos a person's templates
-// came from (sha256, verdict, quality): replacing the earlier records
-// (add, replace) or appended (add_images). The templates are already
-// written; a failure here leaves the person enrolled without photo
-// records (a bulk import then sees other photos and reports it).
-func (g *Gallery) recordPhotos(id string, photos []store.Photo, appendTo bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	p, err := g.st.Get(id)
-	if err != nil {
-		return fmt.Errorf("record photos of %s: %w", id, err)
-	}
-	if appendTo {
-		photos = append(append([]store.Photo(nil), p.Photos...), photos...)
-	}
-	p.Photos = photos
-	if err := g.st.Put(p); err != nil {
-		return fmt.Errorf("record photos of %s: %w", id, err)
-	}
-	return nil
-}
-
 // exportPerson is everything stored about id except the embeddings (op
 // get, the privacy export).
 func (g *Gallery) exportPerson(id string) (*mqtt.PersonRecord, error) {

@@ -198,7 +198,9 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 		if r.Op == mqtt.OpReplace {
 			put = s.gallery.Replace
 		}
-		if err := put(r.SubjectID, r.Name, src, embs); err != nil {
+		// Templates and photo records in one transaction: never a person
+		// half enrolled.
+		if err := put(r.SubjectID, r.Name, src, embs, photos...); err != nil {
 			switch {
 			case errors.Is(err, enroll.ErrExists):
 				return fail(mqtt.CodeSubjectExists, err.Error(), nil)
@@ -206,9 +208,6 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 				return fail(mqtt.CodeUnknownSubject, err.Error(), nil)
 			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
-		}
-		if err := s.gallery.recordPhotos(r.SubjectID, photos, false); err != nil {
-			s.log.Error("enrollment photo records not stored", "subject", r.SubjectID, "err", err)
 		}
 		rep.Templates = len(embs)
 	case mqtt.OpAddImages:
@@ -222,14 +221,11 @@ func (s *Service) handleEnroll(ctx context.Context, r *mqtt.EnrollRequest) mqtt.
 		if bad := check(embs); bad != nil {
 			return *bad
 		}
-		if err := s.gallery.AddImages(r.SubjectID, embs); err != nil {
+		if err := s.gallery.AddImages(r.SubjectID, embs, photos...); err != nil {
 			if errors.Is(err, enroll.ErrNotFound) {
 				return fail(mqtt.CodeUnknownSubject, err.Error(), nil)
 			}
 			return fail(mqtt.CodeInternal, err.Error(), nil)
-		}
-		if err := s.gallery.recordPhotos(r.SubjectID, photos, true); err != nil {
-			s.log.Error("enrollment photo records not stored", "subject", r.SubjectID, "err", err)
 		}
 		rep.Templates = len(embs)
 	default:

@@ -120,17 +120,19 @@ func (g *Gallery) Model() store.Model { return g.towers[0].model }
 // Towers is the number of towers.
 func (g *Gallery) Towers() int { return len(g.towers) }
 
-// Enroll adds a new person with templates, one TowerEmbeddings per image;
-// an id already enrolled is refused with enroll.ErrExists (Replace is the
+// Enroll adds a new person with templates, one TowerEmbeddings per image,
+// and the records of the photos they came from, in one transaction; an id
+// already enrolled is refused with enroll.ErrExists (Replace is the
 // explicit way to overwrite).
-func (g *Gallery) Enroll(id, name string, src store.Source, embs []TowerEmbeddings) error {
-	return g.put(id, name, src, embs, false)
+func (g *Gallery) Enroll(id, name string, src store.Source, embs []TowerEmbeddings, photos ...store.Photo) error {
+	return g.put(id, name, src, embs, photos, false)
 }
 
-// Replace overwrites an enrolled person's name and templates in one
-// transaction; an id not enrolled is refused with enroll.ErrNotFound.
-func (g *Gallery) Replace(id, name string, src store.Source, embs []TowerEmbeddings) error {
-	return g.put(id, name, src, embs, true)
+// Replace overwrites an enrolled person's name, templates and photo
+// records in one transaction; an id not enrolled is refused with
+// enroll.ErrNotFound.
+func (g *Gallery) Replace(id, name string, src store.Source, embs []TowerEmbeddings, photos ...store.Photo) error {
+	return g.put(id, name, src, embs, photos, true)
 }
 
 // split checks embs (one entry per tower each) and returns them by tower.
@@ -150,7 +152,7 @@ func (g *Gallery) split(embs []TowerEmbeddings) ([][][]float32, error) {
 	return byTower, nil
 }
 
-func (g *Gallery) put(id, name string, src store.Source, embs []TowerEmbeddings, replace bool) error {
+func (g *Gallery) put(id, name string, src store.Source, embs []TowerEmbeddings, photos []store.Photo, replace bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// The store, not the matchers, decides: it also holds people whose
@@ -170,7 +172,7 @@ func (g *Gallery) put(id, name string, src store.Source, embs []TowerEmbeddings,
 	if err != nil {
 		return err
 	}
-	p := store.Person{ID: id, DisplayName: name, Source: src}
+	p := store.Person{ID: id, DisplayName: name, Source: src, Photos: photos}
 	for _, e := range embs {
 		for t, v := range e {
 			p.Templates = append(p.Templates, store.Template{Model: g.towers[t].model, Embedding: v})
@@ -195,8 +197,8 @@ func (g *Gallery) put(id, name string, src store.Source, embs []TowerEmbeddings,
 
 // AddImages adds templates to an enrolled person, one TowerEmbeddings per
 // image (a person enrolled before a tower was added gets their first
-// templates of it).
-func (g *Gallery) AddImages(id string, embs []TowerEmbeddings) error {
+// templates of it), and the photo records, in one transaction.
+func (g *Gallery) AddImages(id string, embs []TowerEmbeddings, photos ...store.Photo) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	name, ok := g.nameLocked(id)
@@ -223,7 +225,7 @@ func (g *Gallery) AddImages(id string, embs []TowerEmbeddings) error {
 			ts = append(ts, store.Template{Model: g.towers[t].model, Embedding: v})
 		}
 	}
-	if err := g.st.AddTemplates(id, ts...); err != nil {
+	if err := g.st.AddPhotos(id, photos, ts...); err != nil {
 		return err
 	}
 	for t, tw := range g.towers {
