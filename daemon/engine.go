@@ -454,6 +454,9 @@ func (e *Engine) visitFrame(a analysed) (VisitFrame, *ScoredCandidate) {
 		vf.Keypoints, vf.HasKeypoints = kp, true
 	}
 	if a.face == nil {
+		if !a.quality.OK {
+			vf.Rejected = a.quality.Failures // the visit's failure_to_acquire says why
+		}
 		return vf, nil
 	}
 	info := &FaceInfo{Box: vf.Box, Quality: a.quality, Captured: a.frame.Time, Seq: a.frame.Seq, Face: a.face}

@@ -203,7 +203,9 @@ func TestEngineGrantsEnrolledAndFlagsImpostor(t *testing.T) {
 	var rec recorded
 	newEngine := func(dec *Decider, src *fileFrames) *Engine {
 		e, err := NewEngine(EngineConfig{Pipe: p, Towers: towers, Fusion: fusion, Gallery: g, Decider: dec, Threshold: th, Quality: q, Emit: rec.emit, Progress: src,
-			Visits: NewVisitDecider(VisitDeciderConfig{Cooldown: time.Hour, UnknownInterval: time.Hour, Rule: rule})})
+			// Every frame a look (the source's frames come faster than the
+			// look interval): the rule's frame count is what is tested.
+			Visits: NewVisitDecider(VisitDeciderConfig{Visit: VisitConfig{LookInterval: time.Nanosecond}, Cooldown: time.Hour, UnknownInterval: time.Hour, Rule: rule})})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -538,7 +538,7 @@ func (s *Service) visitFields(ev *mqtt.Event, d Decision) {
 			}
 		}
 	}
-	ev.Visit = &mqtt.Visit{ID: v.ID, Frames: v.Frames, FramesSeen: v.Seen, End: string(v.End)}
+	ev.Visit = &mqtt.Visit{ID: v.ID, Frames: v.Frames, FramesSeen: v.Seen, End: string(v.End), Rejected: v.Rejected, LooksCarried: v.Carried}
 	if !v.FirstGood.IsZero() {
 		ev.Visit.DecisionMS = math.Max(0, float64(time.Since(v.FirstGood).Microseconds())/1000)
 	}
@@ -615,7 +615,9 @@ func newEventID() string {
 func (s *Service) observe(r FrameResult) {
 	s.met.FrameAnalysed(r.Analysed, r.Faces, r.Acquired, r.Tracked)
 	s.acc.Frame(r.Analysed, r.Tracked)
-	if s.fta.frame(r) {
+	// 1:N: each visit without a good frame publishes its own
+	// failure_to_acquire event (visitdecide.go), counted when published.
+	if s.cfg.Mode != "1:N" && s.fta.frame(r) {
 		s.acc.Observe(mqtt.Event{Time: r.Analysed, Decision: mqtt.DecisionUnknown, Reason: mqtt.ReasonFailureToAcquire,
 			LatencyMS: float64(r.Analysed.Sub(r.Captured).Microseconds()) / 1000})
 	}

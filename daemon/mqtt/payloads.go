@@ -157,6 +157,13 @@ type Visit struct {
 	// (another face took its place), timeout; absent when decided while the
 	// face was there.
 	End string `json:"end,omitempty"`
+	// Rejected counts the visit's frames with the face that failed the
+	// quality gate, by check failed (reason failure_to_acquire: every
+	// frame); "not_embedded" for a face that passed but was not embedded.
+	Rejected map[string]int `json:"rejected,omitempty"`
+	// LooksCarried: looks of the budget already used by the visits this
+	// one continues (faces that jumped in within the gap, docs/decision.md).
+	LooksCarried int `json:"looks_carried,omitempty"`
 }
 
 // PAD results (PAD.Decision).
