@@ -129,13 +129,13 @@ func ev(at time.Time, decision, subject string, ms float64) Event {
 			ID string `json:"id"`
 		}{subject}
 	}
-	e.Visit = &struct {
-		ID         uint64  `json:"id"`
-		Frames     int     `json:"frames"`
-		FramesSeen int     `json:"frames_seen"`
-		DecisionMS float64 `json:"decision_ms"`
-		End        string  `json:"end"`
-	}{Frames: 1, DecisionMS: ms}
+	e.Visit = &EventVisit{Frames: 1, DecisionMS: ms}
+	return e
+}
+
+func fta(e Event) Event {
+	e.Reason = ReasonFTA
+	e.Visit.Frames, e.Visit.Rejected = 0, map[string]int{"sharpness": 3}
 	return e
 }
 
@@ -172,6 +172,7 @@ func TestGrade(t *testing.T) {
 		{Index: 3, Person: "y", First: 111, Last: 120},
 		{Index: 4, Person: "c", Genuine: true, First: 141, Last: 150},
 		{Index: 5, Person: "d", Genuine: true, First: 171, Last: 180},
+		{Index: 6, Person: "z", First: 201, Last: 210},
 	}
 	events := []Event{
 		ev(at(22), "granted", "a", 80),
@@ -180,8 +181,9 @@ func TestGrade(t *testing.T) {
 		ev(at(123), "granted", "b", 60), // stranger y granted (the stall: frame 120 plays at 12.3 s)
 		ev(at(142), "ambiguous", "", 200),
 		ev(at(172), "granted", "d", 300),
-		ev(at(178), "unknown", "", 900), // a second event in d's visit
-		ev(at(240), "unknown", "", 900), // nobody's
+		fta(ev(at(178), "unknown", "", 900)), // a second event in d's visit
+		fta(ev(at(205), "unknown", "", 0)),   // z: no frame through the gate
+		ev(at(240), "unknown", "", 900),      // nobody's
 	}
 	if tm := clock.Time(150); !tm.Equal(at(153)) {
 		t.Errorf("clock: frame 150 at %s, want %s", tm, at(153))
@@ -191,7 +193,7 @@ func TestGrade(t *testing.T) {
 		t.Errorf("acquired: %d and %d frames, want 10 and 0", r.Outcomes[0].Acquired, r.Outcomes[5].Acquired)
 	}
 	if len(r.FalseGrants) != 2 || r.Genuine["granted"] != 2 || r.Genuine["granted_other"] != 1 || r.Genuine["ambiguous"] != 1 ||
-		r.Stranger["granted"] != 1 || r.Stranger["unknown"] != 1 || r.Split != 1 || len(r.Unmatched) != 1 {
+		r.Stranger["granted"] != 1 || r.Stranger["unknown"] != 1 || r.Stranger[ReasonFTA] != 1 || r.Split != 1 || len(r.Unmatched) != 1 {
 		t.Fatalf("graded: false %d, genuine %v, stranger %v, split %d, unmatched %d", len(r.FalseGrants), r.Genuine, r.Stranger, r.Split, len(r.Unmatched))
 	}
 	if r.GenuineRate() != 0.5 || len(r.GrantMS) != 2 || Percentile(r.GrantMS, 50) != 190 {
@@ -201,7 +203,7 @@ func TestGrade(t *testing.T) {
 	if err := WriteReport(&out, r, Meta{FPS: 10, Enrolled: 4, Refused: []string{"e: duplicate"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"**2** of 6 visits", "**2 / 4 = 50.0 %**", "e: duplicate", "visit 2 (b, genuine true): granted to c", "Unmatched event"} {
+	for _, want := range []string{"**2** of 7 visits", "| never enrolled | 3 | 0 | 1 | 0 | 1 | 1 | 0 | 0 |", "**2 / 4 = 50.0 %**", "e: duplicate", "visit 2 (b, genuine true): granted to c", "Unmatched event"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -18,23 +18,29 @@ type Event struct {
 	Subject  *struct {
 		ID string `json:"id"`
 	} `json:"subject"`
-	Score          float64  `json:"score"`
-	Threshold      float64  `json:"threshold"`
-	GallerySize    *int     `json:"gallery_size"`
-	TargetFPIR     float64  `json:"target_fpir"`
-	Margin         *float64 `json:"margin"`
-	RequiredMargin *float64 `json:"required_margin"`
-	Visit          *struct {
-		ID         uint64  `json:"id"`
-		Frames     int     `json:"frames"`
-		FramesSeen int     `json:"frames_seen"`
-		DecisionMS float64 `json:"decision_ms"`
-		End        string  `json:"end"`
-	} `json:"visit"`
-	Candidates []struct {
+	Score          float64     `json:"score"`
+	Threshold      float64     `json:"threshold"`
+	GallerySize    *int        `json:"gallery_size"`
+	TargetFPIR     float64     `json:"target_fpir"`
+	Margin         *float64    `json:"margin"`
+	RequiredMargin *float64    `json:"required_margin"`
+	Visit          *EventVisit `json:"visit"`
+	Candidates     []struct {
 		ID    string  `json:"id"`
 		Score float64 `json:"score"`
 	} `json:"candidates"`
+}
+
+// EventVisit is the event's visit.
+type EventVisit struct {
+	ID         uint64  `json:"id"`
+	Frames     int     `json:"frames"`
+	FramesSeen int     `json:"frames_seen"`
+	DecisionMS float64 `json:"decision_ms"`
+	End        string  `json:"end"`
+	// Rejected: frames that failed the quality gate, by check.
+	Rejected     map[string]int `json:"rejected"`
+	LooksCarried int            `json:"looks_carried"`
 }
 
 // SubjectID is the event's subject, "" without one.
@@ -146,7 +152,8 @@ type Result struct {
 	Unmatched []Event // events no visit explains
 	// Genuine and stranger visits by decision ("granted" for genuine
 	// visits counts grants to the right person only; "granted_other" a
-	// grant to someone else; "none" no event).
+	// grant to someone else; "failure_to_acquire" an unknown event with
+	// that reason, no frame through the quality gate; "none" no event).
 	Genuine, Stranger   map[string]int
 	GenuineN, StrangerN int
 	// FalseGrants: stranger visits granted to anyone plus genuine visits
@@ -220,6 +227,9 @@ func Grade(visits []Visit, events []Event, clock *Clock, samples []Sample, tol f
 			e := o.Events[0]
 			o.Decision, o.Subject = e.Decision, e.SubjectID()
 			key = e.Decision
+			if e.Decision == "unknown" && e.Reason == ReasonFTA {
+				key = ReasonFTA
+			}
 		}
 		// Any grant to the wrong person in the visit is a false grant, even
 		// after a first event.
@@ -287,6 +297,10 @@ type Meta struct {
 	PhotosShown int
 }
 
+// ReasonFTA is the reason of an unknown event for a visit with no frame
+// through the quality gate.
+const ReasonFTA = "failure_to_acquire"
+
 // Targets of issue 17.
 const (
 	TargetGenuineRate = 0.95
@@ -309,13 +323,13 @@ func WriteReport(w io.Writer, r *Result, m Meta) error {
 	if m.DaemonFPS != "" {
 		fmt.Fprintf(&b, "- daemon: %s\n", m.DaemonFPS)
 	}
-	b.WriteString("\n| visits | n | granted (right person) | granted to someone else | ambiguous | unknown | other | no event |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| visits | n | granted (right person) | granted to someone else | ambiguous | unknown | failure to acquire | other | no event |\n|---|---|---|---|---|---|---|---|---|\n")
 	row := func(name string, n int, c map[string]int) {
-		other := n - c["granted"] - c["granted_other"] - c["ambiguous"] - c["unknown"] - c["none"]
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d |\n", name, n, c["granted"], c["granted_other"], c["ambiguous"], c["unknown"], other, c["none"])
+		other := n - c["granted"] - c["granted_other"] - c["ambiguous"] - c["unknown"] - c[ReasonFTA] - c["none"]
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d |\n", name, n, c["granted"], c["granted_other"], c["ambiguous"], c["unknown"], c[ReasonFTA], other, c["none"])
 	}
 	row("genuine", r.GenuineN, r.Genuine)
-	sg := map[string]int{"granted_other": r.Stranger["granted"], "ambiguous": r.Stranger["ambiguous"], "unknown": r.Stranger["unknown"], "none": r.Stranger["none"]}
+	sg := map[string]int{"granted_other": r.Stranger["granted"], "ambiguous": r.Stranger["ambiguous"], "unknown": r.Stranger["unknown"], ReasonFTA: r.Stranger[ReasonFTA], "none": r.Stranger["none"]}
 	row("never enrolled", r.StrangerN, sg)
 	fmt.Fprintf(&b, "\n| figure | measured | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| false grants (a never-enrolled visit granted, or a genuine visit granted to someone else) | **%d** of %d visits | 0 |\n", len(r.FalseGrants), r.GenuineN+r.StrangerN)
@@ -354,9 +368,18 @@ func WriteReport(w io.Writer, r *Result, m Meta) error {
 				e := o.Events[0]
 				s += fmt.Sprintf(" (score %.2f, threshold %.2f", e.Score, e.Threshold)
 				if e.Visit != nil {
-					s += fmt.Sprintf(", %d good of %d frames", e.Visit.Frames, e.Visit.FramesSeen)
+					s += fmt.Sprintf(", %d looks of %d frames", e.Visit.Frames, e.Visit.FramesSeen)
+					if e.Visit.LooksCarried > 0 {
+						s += fmt.Sprintf(", %d looks carried", e.Visit.LooksCarried)
+					}
+					if len(e.Visit.Rejected) > 0 {
+						s += ", rejected: " + rejected(e.Visit.Rejected)
+					}
 				}
 				s += ")"
+				for _, x := range o.Events[1:] {
+					s += fmt.Sprintf("; then %s %s %s", x.Decision, x.Reason, x.SubjectID())
+				}
 			}
 			missed = append(missed, s)
 		}
@@ -372,6 +395,18 @@ func WriteReport(w io.Writer, r *Result, m Meta) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func rejected(m map[string]int) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for i, k := range ks {
+		ks[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(ks, ", ")
 }
 
 func list(s []string) string {
