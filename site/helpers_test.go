@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,10 +16,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// fixture holds a site's keys: the operator's HMAC enrollment key (as
-// daemon/auth loads it), the site's gallery key and each gate's Ed25519 key.
+// fixture holds a site's keys: the operator's Ed25519 private key (in the
+// operator's tool) and the gates' enrollment key ring (as daemon/auth
+// loads it: the operator's public key, and a legacy HMAC key that every
+// gate holds), the site's gallery key and each gate's Ed25519 key.
 type fixture struct {
 	operator auth.Key
+	hmacKey  auth.Key // held by every gate, so by a compromised one
 	ring     *auth.KeyRing
 	siteKey  store.Key
 	gateKeys map[string]ed25519.PrivateKey
@@ -29,11 +31,16 @@ type fixture struct {
 
 func newFixture(t testing.TB, gates ...string) *fixture {
 	t.Helper()
-	op, err := auth.NewKey("ops-1", bytes.Repeat([]byte{7}, 32))
+	op, err := auth.NewEd25519PrivateKey("ops-1", bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := auth.NewKeyRing(op)
+	pub, _ := op.Public()
+	hk, err := auth.NewKey("legacy", bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := auth.NewKeyRing(pub, hk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +48,7 @@ func newFixture(t testing.TB, gates ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{operator: op, ring: ring, siteKey: sk, gateKeys: map[string]ed25519.PrivateKey{}, gates: GateKeys{}}
+	f := &fixture{operator: op, hmacKey: hk, ring: ring, siteKey: sk, gateKeys: map[string]ed25519.PrivateKey{}, gates: GateKeys{}}
 	for i, g := range gates {
 		priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(i + 1)}, 32))
 		f.gateKeys[g] = priv
@@ -50,23 +57,15 @@ func newFixture(t testing.TB, gates ...string) *fixture {
 	return f
 }
 
-// verifier is what the daemon will plug in: daemon/auth's HMAC over the
-// canonical form, without its time window and nonce cache.
+// verifier is what the daemon plugs in (daemon.SiteVerifier with
+// FACEGATE_SITE_OPERATOR_KEYS=ed25519): daemon/auth's signature check
+// over the canonical form, without its time window and nonce cache, with
+// Ed25519 operator keys only.
 func (f *fixture) verifier() Verifier {
 	return VerifierFunc(func(c *Change) error {
-		k, ok := f.ring.Lookup(c.Request.KeyID)
-		if !ok {
-			return fmt.Errorf("%w %q", auth.ErrUnknownKey, c.Request.KeyID)
-		}
-		want, err := auth.SignFields(k, auth.Fields{Timestamp: c.Request.TS, Nonce: c.Request.Nonce},
-			auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body})
-		if err != nil {
-			return err
-		}
-		if !hmac.Equal([]byte(want.Signature), []byte(c.Request.Sig)) {
-			return auth.ErrBadSignature
-		}
-		return nil
+		return auth.CheckSignature(f.ring,
+			auth.Fields{KeyID: c.Request.KeyID, Timestamp: c.Request.TS, Nonce: c.Request.Nonce, Signature: c.Request.Sig},
+			auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body}, true)
 	})
 }
 
@@ -75,6 +74,12 @@ var requestOpOf = map[Op]string{OpEnrol: "add", OpAdd: "add_images", OpRemove: "
 // change builds a change as the accepting gate would: the operator signs
 // the request (sent to gate), the gate seals the templates.
 func (f *fixture) change(t testing.TB, gate string, op Op, subject, name string, seed int, at time.Time) *Change {
+	t.Helper()
+	return f.changeSigned(t, f.operator, gate, op, subject, name, seed, at)
+}
+
+// changeSigned is change with the request signed by key.
+func (f *fixture) changeSigned(t testing.TB, key auth.Key, gate string, op Op, subject, name string, seed int, at time.Time) *Change {
 	t.Helper()
 	reqOp := requestOpOf[op]
 	rid := "r-" + subject + "-" + strconv.Itoa(seed) + "-" + strconv.FormatInt(at.UnixNano(), 36)
@@ -94,7 +99,7 @@ func (f *fixture) change(t testing.TB, gate string, op Op, subject, name string,
 		t.Fatal(err)
 	}
 	r := auth.Request{Operation: "enroll/" + reqOp, RequestID: rid, Body: body}
-	fields, err := auth.Sign(f.operator, r, at)
+	fields, err := auth.Sign(key, r, at)
 	if err != nil {
 		t.Fatal(err)
 	}

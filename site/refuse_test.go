@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/facegate/facegate/daemon/auth"
 )
 
 // TestRefusedChanges: changes that are unsigned, wrongly signed, signed by
@@ -64,6 +66,12 @@ func TestRefusedChanges(t *testing.T) {
 	}
 	c.Request.Sig = first + c.Request.Sig[1:]
 	want[raw(encode(c, "a"), c.ID)] = ErrUnsigned
+	// Gate a compromised: it holds its gate key and the HMAC key every gate
+	// holds, not the operator's Ed25519 key. A well-formed change it signs
+	// with the HMAC key is refused.
+	c = f.changeSigned(t, f.hmacKey, "a", OpEnrol, "m1", "Mallory", 8, now)
+	hmacSeq := raw(encode(c, "a"), c.ID)
+	want[hmacSeq] = ErrUnsigned
 	c = f.change(t, "a", OpEnrol, "g1", "Gate", 4, now)
 	want[raw(encode(c, "b"), c.ID)] = ErrGateSignature
 	c = f.change(t, "a", OpEnrol, "s1", "Stale", 5, now.Add(-10*time.Minute))
@@ -92,6 +100,9 @@ func TestRefusedChanges(t *testing.T) {
 	for _, r := range refused {
 		if !errors.Is(r.Refused, want[r.Seq]) {
 			t.Errorf("seq %d refused with %v, want %v", r.Seq, r.Refused, want[r.Seq])
+		}
+		if r.Seq == hmacSeq && !errors.Is(r.Refused, auth.ErrHMACRefused) {
+			t.Errorf("HMAC-signed change refused with %v, want auth.ErrHMACRefused", r.Refused)
 		}
 	}
 	if n := len(a.Refused()); n != len(want) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +137,7 @@ func (r *Replicator) session(ctx context.Context) error {
 	r.logger.Debug("consuming gallery stream", "from", applied+1)
 	var batch []Entry
 	var refused []Entry
+	var pending []received
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -148,16 +151,22 @@ func (r *Replicator) session(ctx context.Context) error {
 		if seq <= applied {
 			continue
 		}
-		c, verr := r.check(msg, meta)
-		e := Entry{Seq: seq, Change: c}
-		if verr != nil {
-			e = Entry{Seq: seq, Refused: verr}
-			refused = append(refused, Entry{Seq: seq, Change: c, Refused: verr})
-		}
-		batch = append(batch, e)
-		if len(batch) < r.cfg.Batch && meta.NumPending > 0 {
+		pending = append(pending, received{msg: msg, meta: meta})
+		if len(pending) < r.cfg.Batch && meta.NumPending > 0 {
 			continue
 		}
+		// Two Ed25519 verifications per change (gate and operator): a
+		// backlog is checked on every core, then applied in order.
+		r.checkAll(pending)
+		for _, p := range pending {
+			e := Entry{Seq: p.meta.Sequence.Stream, Change: p.change}
+			if p.err != nil {
+				e = Entry{Seq: e.Seq, Refused: p.err}
+				refused = append(refused, Entry{Seq: e.Seq, Change: p.change, Refused: p.err})
+			}
+			batch = append(batch, e)
+		}
+		pending = pending[:0]
 		for _, f := range refused {
 			r.logger.Warn("gallery change refused", "seq", f.Seq, "err", f.Refused)
 			if r.cfg.OnRefused != nil {
@@ -179,6 +188,38 @@ func (r *Replicator) session(ctx context.Context) error {
 		r.status <- seq
 		batch, refused = batch[:0], refused[:0]
 	}
+}
+
+// received is a message waiting to be checked, and the result.
+type received struct {
+	msg    jetstream.Msg
+	meta   *jetstream.MsgMetadata
+	change *Change
+	err    error
+}
+
+// checkAll checks the messages of ps (check), concurrently on up to
+// GOMAXPROCS goroutines when there are several.
+func (r *Replicator) checkAll(ps []received) {
+	workers := min(runtime.GOMAXPROCS(0), len(ps))
+	if workers <= 1 {
+		for i := range ps {
+			ps[i].change, ps[i].err = r.check(ps[i].msg, ps[i].meta)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(ps); i = int(next.Add(1) - 1) {
+				ps[i].change, ps[i].err = r.check(ps[i].msg, ps[i].meta)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // check verifies one message: the origin gate's signature, structure and

@@ -16,8 +16,10 @@ import (
 // a change (c.Request), without a time window or nonce cache: the
 // Replicator checks the timestamp against the time the stream stored the
 // change, and the stream's deduplication of change ids replaces the nonce
-// cache. The daemon implements it with daemon/auth's key ring (HMAC-SHA256
-// over auth.Canonical). Implementations must be safe for concurrent use.
+// cache. The daemon implements it with daemon/auth's key ring
+// (daemon.SiteVerifier: auth.CheckSignature, Ed25519 operator keys only
+// unless FACEGATE_SITE_OPERATOR_KEYS=any, since every gate holds the HMAC
+// secrets). Implementations must be safe for concurrent use.
 type Verifier interface {
 	Verify(c *Change) error
 }

@@ -243,3 +243,19 @@ func mustRing(t *testing.T, keys ...Key) *KeyRing {
 	}
 	return r
 }
+
+func BenchmarkCheckSignature(b *testing.B) {
+	priv, pub := edKeys(b, "ops-1", seedOp)
+	hk := testKey(b, "door-1", 0xA1)
+	ring, _ := NewKeyRing(pub, hk)
+	for _, k := range []Key{priv, hk} {
+		f, _ := SignFields(k, baseFields, baseReq)
+		b.Run(map[KeyType]string{KeyHMAC: "hmac", KeyEd25519Private: "ed25519"}[k.Type()], func(b *testing.B) {
+			for b.Loop() {
+				if err := CheckSignature(ring, f, baseReq, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
