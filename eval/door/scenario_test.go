@@ -483,6 +483,13 @@ func TestDoorScenario(t *testing.T) {
 	if len(res.Unmatched) != 0 {
 		t.Errorf("%d events no visit explains", len(res.Unmatched))
 	}
+	if p95 := Percentile(res.GrantMS, 95); *fpsFlag >= 15 && p95 > TargetGrantP95MS {
+		t.Errorf("grant latency p95 %.0f ms, target ≤ %d ms at 15 fps", p95, TargetGrantP95MS)
+	}
+	// Every visit gets an honest event: a decision, or failure_to_acquire.
+	if n := res.Genuine["none"] + res.Stranger["none"]; n != 0 {
+		t.Errorf("%d visits without an event", n)
+	}
 }
 
 func tail(s string, n int) string {
