@@ -56,7 +56,16 @@ flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return errUsage
+	}
+	// Flags may also follow the subcommand (facegate site keygen -gate g1 -out f).
+	cmd := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -64,7 +73,7 @@ flags:
 	if err := envconfig.Process(daemon.EnvPrefix, &env); err != nil {
 		return fmt.Errorf("%w: %v", daemon.ErrConfig, err)
 	}
-	switch fs.Arg(0) {
+	switch cmd {
 	case "keygen":
 		if *operator != "" {
 			if *gate != "" {
@@ -95,7 +104,7 @@ flags:
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if fs.Arg(0) == "init" {
+	if cmd == "init" {
 		if err := site.EnsureStreams(ctx, js, site.StreamOptions{Replicas: env.SiteReplicas}); err != nil {
 			return err
 		}

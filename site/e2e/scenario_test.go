@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/site"
@@ -192,6 +193,46 @@ func TestSite(t *testing.T) {
 	}
 	r.figure("unsigned / wrongly signed change", "refused by all 4 gates, one site_change_refused event each", "")
 
+	// 5b. A compromised gate: gate B's every secret (its NATS password,
+	// its gate seed, the site key; the site takes only Ed25519 operator
+	// keys, so no gate holds an HMAC key) but not the operator's private
+	// key. Its forged enrolments are well formed and gate-signed; every
+	// gate refuses them. A real operator's enrolment at B still replicates.
+	forgedStart := time.Now()
+	forgeries := r.compromisedGate("gate-b")
+	for _, g := range []*gate{a, b, c, d} {
+		var got map[string]refusal
+		waitFor(t, 20*time.Second, g.id+" refusing the compromised gate's changes", func() bool {
+			got = r.refusals(g.id)
+			for _, f := range forgeries {
+				if _, ok := got[f.ID]; !ok {
+					return false
+				}
+			}
+			return true
+		})
+		for _, f := range forgeries {
+			if e := got[f.ID]; e.Reason != "unsigned" || e.Origin != "gate-b" || !strings.Contains(e.Error, "signature") && !strings.Contains(e.Error, "unknown key") {
+				t.Errorf("%s: forged change %s (%s) refused with %+v, want reason unsigned naming the operator's signature", g.id, f.ID, f.SubjectID, e)
+			}
+		}
+	}
+	refusedIn := time.Since(forgedStart)
+	rep, ok := b.request(&mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: "real-at-b", Name: "Real", Images: img, Force: true}, 60*time.Second)
+	if !ok || rep.Status != mqtt.ReplyOK {
+		t.Fatalf("operator's enrolment at B: %+v (replied %v)", rep, ok)
+	}
+	realDelay := r.delay(applied, r.lastSeq(), a.id, c.id, d.id)
+	rep, ok = b.request(&mqtt.EnrollRequest{Op: mqtt.OpDelete, SubjectID: "real-at-b"}, 60*time.Second)
+	if !ok || rep.Status != mqtt.ReplyOK {
+		t.Fatalf("operator's removal at B: %+v (replied %v)", rep, ok)
+	}
+	r.delay(applied, r.lastSeq(), a.id, c.id, d.id)
+	r.figure("compromised gate (B's gate seed, NATS password and site key, no operator key) publishes 3 forged enrolments",
+		fmt.Sprintf("each refused by all 4 gates with a site_change_refused event (reason unsigned), all within %s; the operator's own enrolment at B then applied at A, C and D in at most %s",
+			refusedIn.Round(10*time.Millisecond), ms(slices.Max(realDelay))),
+		"forged with an Ed25519 key of its own and an HMAC key under the operator's key id, and under a key id of its own")
+
 	// 6. The whole cluster down: gates keep deciding, then forward.
 	for _, n := range r.nodes {
 		n.kill9()
@@ -250,6 +291,11 @@ func TestSite(t *testing.T) {
 		g.stop()
 	}
 	ga := a.gallery()
+	for k := range ga {
+		if strings.HasPrefix(k, "intruder") || strings.HasPrefix(k, "forged") {
+			t.Errorf("gate A holds %q, a forged enrolment", strings.ReplaceAll(k, "\x00", " / "))
+		}
+	}
 	if len(ga) != len(enrolled)+100+*scaleFlag {
 		t.Errorf("gate A holds %d people, want %d", len(ga), len(enrolled)+100+*scaleFlag)
 	}
@@ -406,4 +452,44 @@ func (r *siteRig) eventGap(t0 time.Time, gates ...*gate) time.Duration {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return 30 * time.Second
+}
+
+// compromisedGate plays a compromised gate: with the gate's NATS
+// credentials and gate seed and the site key (what an attacker who owns
+// the device has), it puts three well-formed, gate-signed enrolments on
+// the gallery stream, each with a forged operator signature: an Ed25519
+// key of its own under the operator's key id, an HMAC key under that id,
+// and an Ed25519 key under an id of its own. It returns the changes.
+func (r *siteRig) compromisedGate(id string) []*site.Change {
+	r.t.Helper()
+	nc, err := site.Connect(site.ClientConfig{URLs: r.urls, Name: "e2e-compromised-" + id, User: id, PasswordFile: r.pw[id]})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	seed, err := site.LoadGateKey(r.gateSeeds[id])
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ownEd, _ := auth.GenerateEd25519(r.opKey.ID)
+	_, sec := secretLine(r.opKey.ID)
+	ownHMAC, _ := auth.NewKey(r.opKey.ID, sec)
+	rogue, _ := auth.GenerateEd25519(id + "-ops")
+	var out []*site.Change
+	for i, k := range []auth.Key{ownEd, ownHMAC, rogue} {
+		c := r.changeBy(id, k, fmt.Sprintf("intruder-%d", i+1))
+		data, err := site.Encode(c, seed)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ctx, cancel := ctxT(20 * time.Second)
+		_, err = js.Publish(ctx, site.GallerySubject, data, jetstream.WithMsgID(c.ID))
+		cancel()
+		if err != nil {
+			r.t.Fatalf("%s publishing a forged change (its NATS permissions allow it): %v", id, err)
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -70,10 +71,21 @@ func newRig(t *testing.T) *siteRig {
 	}
 	dir := t.TempDir()
 	r := &siteRig{t: t, dir: dir, gateSeeds: map[string]string{}, pw: map[string]string{}}
-	line, sec := secretLine("ops")
-	r.enrollKeys = writeFile(t, filepath.Join(dir, "enroll-keys"), line)
-	r.opKey, _ = auth.NewKey("ops", sec)
-	line, sec = secretLine("site1")
+	// The operator's Ed25519 key, made by the operator's tool: the private
+	// key stays here (the test plays the operator), the gates get only
+	// the public line (FACEGATE_SITE_OPERATOR_KEYS defaults to ed25519).
+	opFile := filepath.Join(dir, "ops.key")
+	pubLine, err := exec.Command(*binFlag, "site", "keygen", "-operator", "ops", "-out", opFile).Output()
+	if err != nil {
+		t.Fatalf("facegate site keygen -operator: %v", err)
+	}
+	r.enrollKeys = writeFile(t, filepath.Join(dir, "enroll-keys"), string(pubLine))
+	opRing, err := auth.LoadKeyRing(opFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.opKey = opRing.Current()
+	line, sec := secretLine("site1")
 	r.siteKey = writeFile(t, filepath.Join(dir, "site-key"), line)
 	r.siteStoreKey, _ = store.NewKey("site1", sec)
 	var pubs []string
@@ -301,23 +313,29 @@ func (r *siteRig) storedAt(seq uint64) time.Time {
 // loaderChange builds a change as a gate named "loader" would for an
 // operator's signed add request.
 func (r *siteRig) loaderChange(subject string, badOperator bool) *site.Change {
-	rid := "l-" + randomHex(6)
-	body, _ := auth.Body(
-		auth.BodyField{Name: "device_id", Value: "loader"}, auth.BodyField{Name: "request_id", Value: rid},
-		auth.BodyField{Name: "op", Value: "add"}, auth.BodyField{Name: "subject_id", Value: subject},
-		auth.BodyField{Name: "name", Value: "Loaded " + subject}, auth.BodyField{Name: "frames", Value: "0"},
-		auth.BodyField{Name: "images", Value: ""})
-	req := auth.Request{Operation: "enroll/add", RequestID: rid, Body: body}
 	key := r.opKey
 	if badOperator {
 		_, sec := secretLine("ops")
 		key, _ = auth.NewKey("ops", sec) // the right id, another secret
 	}
+	return r.changeBy("loader", key, subject)
+}
+
+// changeBy builds a well-formed enrolment as gate origin would, for an add
+// request signed with key, with templates sealed under the site key.
+func (r *siteRig) changeBy(origin string, key auth.Key, subject string) *site.Change {
+	rid := "l-" + randomHex(6)
+	body, _ := auth.Body(
+		auth.BodyField{Name: "device_id", Value: origin}, auth.BodyField{Name: "request_id", Value: rid},
+		auth.BodyField{Name: "op", Value: "add"}, auth.BodyField{Name: "subject_id", Value: subject},
+		auth.BodyField{Name: "name", Value: "Loaded " + subject}, auth.BodyField{Name: "frames", Value: "0"},
+		auth.BodyField{Name: "images", Value: ""})
+	req := auth.Request{Operation: "enroll/add", RequestID: rid, Body: body}
 	f, err := auth.Sign(key, req, time.Now())
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	c := &site.Change{ID: site.ChangeID(f.KeyID, f.Nonce), Op: site.OpEnrol, SubjectID: subject, Name: "Loaded " + subject, Origin: "loader",
+	c := &site.Change{ID: site.ChangeID(f.KeyID, f.Nonce), Op: site.OpEnrol, SubjectID: subject, Name: "Loaded " + subject, Origin: origin,
 		Created: time.Now().UTC(), Request: site.Request{KeyID: f.KeyID, TS: f.Timestamp, Nonce: f.Nonce, Sig: f.Signature, Operation: req.Operation, RequestID: rid, Body: body}}
 	var ts []store.Template
 	for _, m := range towerModels {
@@ -405,6 +423,55 @@ func (r *siteRig) siteEvents(gate string) []string {
 }
 
 func (r *siteRig) readEvents(gate string) ([]string, error) {
+	raw, err := r.readEventsRaw(gate)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(raw))
+	for i, b := range raw {
+		var e struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal(b, &e)
+		ids[i] = e.ID
+	}
+	return ids, nil
+}
+
+// refusal is a site_change_refused event as the tests read it.
+type refusal struct {
+	Type     string `json:"type"`
+	ID       string `json:"id"`
+	ChangeID string `json:"change_id"`
+	Origin   string `json:"origin"`
+	Reason   string `json:"reason"`
+	Error    string `json:"error"`
+}
+
+// refusals returns a gate's site_change_refused events by change id.
+func (r *siteRig) refusals(gate string) map[string]refusal {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		raw, err := r.readEventsRaw(gate)
+		if err == nil {
+			out := map[string]refusal{}
+			for _, b := range raw {
+				var e refusal
+				if json.Unmarshal(b, &e) == nil && e.Type == "site_change_refused" {
+					out[e.ChangeID] = e
+				}
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("events of %s: %v", gate, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (r *siteRig) readEventsRaw(gate string) ([][]byte, error) {
 	ctx, cancel := ctxT(20 * time.Second)
 	defer cancel()
 	s, err := r.js.Stream(ctx, site.EventsStream)
@@ -423,19 +490,15 @@ func (r *siteRig) readEvents(gate string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for uint64(len(ids)) < n {
+	var out [][]byte
+	for uint64(len(out)) < n {
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			return nil, fmt.Errorf("%w after %d of %d", err, len(ids), n)
+			return nil, fmt.Errorf("%w after %d of %d", err, len(out), n)
 		}
-		var e struct {
-			ID string `json:"id"`
-		}
-		json.Unmarshal(m.Data(), &e)
-		ids = append(ids, e.ID)
+		out = append(out, m.Data())
 	}
-	return ids, nil
+	return out, nil
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
