@@ -1,11 +1,15 @@
 package importer
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
 )
 
@@ -29,5 +33,66 @@ func TestSecurityDocOptionalMembers(t *testing.T) {
 	line := body[strings.Index(body, "faces:"):strings.Index(body, "force:")]
 	if !strings.Contains(string(doc), "`"+strings.TrimSuffix(line, "\n")+"`") {
 		t.Errorf("docs/security.md lacks the box choice's line %q", line)
+	}
+}
+
+// TestSecurityDocEd25519WorkedExample recomputes docs/security.md's worked
+// example of an Ed25519 operator key with the code the operator's tool
+// and the gates run: the key lines, the canonical form, the signature and
+// the published JSON must appear in the doc exactly; a gate holding only
+// the public line accepts that JSON, and refuses it where the key id
+// names an HMAC key or the body was changed.
+func TestSecurityDocEd25519WorkedExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := auth.NewEd25519PrivateKey("ops-ed", bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &mqtt.EnrollRequest{RequestID: "req-0001", Op: mqtt.OpDelete, SubjectID: "alice"}
+	body := r.CanonicalBody("door-1")
+	f := auth.Fields{KeyID: k.ID, Timestamp: 1790000000, Nonce: "AAAAAAAAAAAAAAAAAAAAAA"}
+	areq := auth.Request{Operation: r.Operation(), RequestID: r.RequestID, Body: body}
+	canon, err := auth.Canonical(f, areq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := auth.SignFields(k, f, areq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Auth = mqtt.Auth{KeyID: sf.KeyID, TS: sf.Timestamp, Nonce: sf.Nonce, Sig: sf.Signature}
+	js, _ := json.Marshal(r)
+	for what, want := range map[string]string{
+		"private key line": "`" + k.PrivateLine() + "`",
+		"public key line":  "`" + k.PublicLine() + "`",
+		"canonical form":   "```\n" + string(canon) + "\n```",
+		"signature":        "Signature (Ed25519): `" + sf.Signature + "`",
+		"request JSON":     string(js),
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/security.md lacks the %s:\n%s", what, want)
+		}
+	}
+	got, err := mqtt.DecodeEnrollRequest(js, mqtt.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateRing, err := auth.ParseKeyRing([]byte(k.PublicLine() + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := auth.NewVerifier(gateRing, auth.VerifierOptions{Window: 1 << 62})
+	if err := mqtt.VerifyWith(v, "door-1")(t.Context(), got); err != nil {
+		t.Fatalf("the doc's request is refused by a gate holding the public line: %v", err)
+	}
+	if err := mqtt.VerifyWith(v, "door-2")(t.Context(), got); !errors.Is(err, auth.ErrBadSignature) {
+		t.Fatalf("the doc's request at another door: %v, want a bad signature", err)
+	}
+	hmacRing, _ := auth.ParseKeyRing([]byte("ops-ed:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) + "\n"))
+	if err := auth.CheckSignature(hmacRing, auth.Fields{KeyID: sf.KeyID, Timestamp: sf.Timestamp, Nonce: sf.Nonce, Signature: sf.Signature}, areq, false); !errors.Is(err, auth.ErrBadSignature) {
+		t.Fatalf("an Ed25519 signature checked against an HMAC key of the same id: %v, want a bad signature", err)
 	}
 }
