@@ -7,12 +7,26 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/eval"
 	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/quality"
 )
+
+// gateQuality is the daemon's quality gate with its defaults
+// (FACEGATE_QUALITY_* in daemon/config.go, the exposure limits of
+// daemon/service.go): the faces the daemon scores with PAD are those that
+// pass it.
+func gateQuality() quality.Thresholds {
+	return quality.Thresholds{MinInterOcular: 30, MinSharpness: 20, MaxYaw: 35, MaxPitch: 30, MaxRoll: 30,
+		MinMeanLuma: 40, MaxMeanLuma: 220, MaxClipped: 0.25}
+}
 
 // cmdPADEval parses `facegate pad-eval`: score a labelled folder
 // (bona_fide/, attack/<species>/) with the detector and the PAD models and
@@ -26,8 +40,14 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 	padModels := fs.String("pad-models", "minifasnet-v2,minifasnet-v1se", "comma-separated PAD models: names under -models or paths")
 	jsonOut := fs.String("json", "", "write the report (with every presentation's score) as JSON here")
 	plotOut := fs.String("plot", "", "write the DET plot (BPCER against APCER per species) as SVG here")
+	allFaces := fs.Bool("all-faces", false, "score every face that passes the daemon's quality gate (default thresholds; the sharpness on -model's chip), not only the largest face of each image: each is a presentation")
+	gate := fs.Bool("quality-gate", true, "with -all-faces: score only the faces that pass the daemon's quality gate (false: every face the detector finds)")
+	calibrate := fs.String("calibrate", "", "comma-separated target BPCERs: fit a p_real threshold for each on the bona fide presentations, checked across a split by group (the folders below bona_fide/)")
+	calGroups := fs.String("calibrate-groups", "", "with -calibrate: a regular expression; only the bona fide groups whose name matches it are fitted (default all)")
+	calOut := fs.String("calibration-out", "", "with -calibrate: write the thresholds as the daemon's PAD calibration (FACEGATE_PAD_CALIBRATION) here")
+	calSource := fs.String("calibration-source", "", "with -calibration-out: the provenance text written into it")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: facegate pad-eval -root DIR [-threshold P] [-json OUT.json] [-plot OUT.svg] [flags]")
+		fmt.Fprintln(fs.Output(), "usage: facegate pad-eval -root DIR [-threshold P] [-all-faces] [-calibrate B,...] [-calibration-out pad.json] [-json OUT.json] [-plot OUT.svg] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -36,11 +56,26 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return errUsage
 	}
-	if *root == "" || fs.NArg() > 0 {
+	if *root == "" || fs.NArg() > 0 || (*calOut != "" && *calibrate == "") {
 		fs.Usage()
 		return errUsage
 	}
-	pipe, closePipe, err := mf.openDetector()
+	var bpcers []float64
+	for _, f := range strings.Split(*calibrate, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var b float64
+		if _, err := fmt.Sscan(f, &b); err != nil || !(b > 0 && b < 1) {
+			return fmt.Errorf("pad-eval: -calibrate %q: want rates in (0,1)", f)
+		}
+		bpcers = append(bpcers, b)
+	}
+	open := mf.openDetector
+	if *allFaces {
+		open = mf.open // the quality gate's sharpness is measured on the embedder's chip
+	}
+	pipe, closePipe, err := open()
 	if err != nil {
 		return fmt.Errorf("pad-eval: %w", err)
 	}
@@ -74,16 +109,69 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return res.PReal, nil
 	}
+	qth := gateQuality()
+	var include func(string) bool
+	if *calGroups != "" {
+		re, err := regexp.Compile(*calGroups)
+		if err != nil {
+			return fmt.Errorf("pad-eval: -calibrate-groups: %w", err)
+		}
+		include = re.MatchString
+	}
+	scoreFaces := func(path string) ([]eval.PADFace, error) {
+		img, err := decodeFile(path)
+		if err != nil {
+			return nil, err
+		}
+		faces, err := pipe.Detect(img)
+		if err != nil {
+			return nil, fmt.Errorf("detect %s: %w", path, err)
+		}
+		var out []eval.PADFace
+		for i := range faces {
+			q, err := pipe.Assess(img, &faces[i], qth)
+			if err != nil {
+				return nil, fmt.Errorf("quality %s: %w", path, err)
+			}
+			if !q.OK && *gate {
+				continue
+			}
+			res, err := pad.Score(img, faces[i].Box)
+			if err != nil {
+				return nil, fmt.Errorf("pad %s: %w", path, err)
+			}
+			out = append(out, eval.PADFace{Score: res.PReal, Ungated: !q.OK})
+		}
+		return out, nil
+	}
 	var progress io.Writer
 	if eval.IsTerminal(os.Stderr) {
 		progress = os.Stderr
 	}
-	r, err := eval.RunPAD(ctx, eval.PADConfig{Root: *root, Threshold: *threshold, Score: score, Progress: progress})
+	cfg := eval.PADConfig{Root: *root, Threshold: *threshold, Score: score, Progress: progress}
+	if *allFaces {
+		cfg.Score, cfg.ScoreFaces = nil, scoreFaces
+	}
+	r, err := eval.RunPAD(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("pad-eval: %w", err)
 	}
 	if err := r.WriteText(stdout); err != nil {
 		return err
+	}
+	if len(bpcers) > 0 {
+		c, err := eval.PADCalibrate(r.Scores, bpcers, include)
+		if err != nil {
+			return fmt.Errorf("pad-eval: %w", err)
+		}
+		if err := c.WriteText(stdout); err != nil {
+			return err
+		}
+		if *calOut != "" {
+			if err := writePADCalibration(*calOut, c, dirs, pipe.Det.Model().Manifest().Name, *calSource); err != nil {
+				return fmt.Errorf("pad-eval: %w", err)
+			}
+		}
 	}
 	if *jsonOut != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
@@ -106,6 +194,33 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("pad-eval: %w", err)
 		}
+	}
+	return nil
+}
+
+// writePADCalibration writes the thresholds fitted on all the bona fide
+// presentations as the daemon's PAD calibration file (daemon.PADCalibration),
+// rounded down to 3 decimals (never above the fitted one), and reads it back through the daemon's loader.
+func writePADCalibration(path string, c *eval.PADCalibration, padDirs []string, detector, source string) error {
+	out := daemon.PADCalibration{Detector: detector, Source: source}
+	for _, d := range padDirs {
+		out.Models = append(out.Models, filepath.Base(d))
+	}
+	if out.Source == "" {
+		out.Source = fmt.Sprintf("facegate pad-eval -calibrate: %d bona fide faces in %d groups", c.Presentations, c.Groups)
+	}
+	for _, p := range c.Points {
+		out.Thresholds = append(out.Thresholds, daemon.PADThreshold{BPCER: p.TargetBPCER, PReal: math.Floor(p.Threshold*1000) / 1000, Faces: c.Presentations})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if _, err := daemon.LoadPADCalibration(path); err != nil {
+		return fmt.Errorf("the calibration written does not load: %w", err)
 	}
 	return nil
 }

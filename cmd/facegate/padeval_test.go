@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/eval"
 	"github.com/facegate/facegate/infer"
 )
@@ -90,6 +91,41 @@ func TestPADEvalFolder(t *testing.T) {
 	if err := cmdPADEval(context.Background(), []string{"-models", models}, &stdout); err != errUsage {
 		t.Errorf("no -root: %v, want usage", err)
 	}
+
+	// The survey mode: bona fide faces in groups (two "people" folders),
+	// every face found (at least the five people; LFW photos show others
+	// behind them too), thresholds fitted and written as the
+	// daemon's calibration.
+	survey := t.TempDir()
+	for i := range people {
+		b, err := os.ReadFile(filepath.Join(root, "bona_fide", fmt.Sprintf("%d.jpg", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(survey, "bona_fide", fmt.Sprintf("photo__%d", i%2))
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.jpg", i)), b, 0o644)
+	}
+	cal := filepath.Join(out, "cal.json")
+	stdout.Reset()
+	err = cmdPADEval(context.Background(), []string{"-models", models, "-root", survey, "-all-faces", "-quality-gate=false",
+		"-calibrate", "0.2", "-calibration-out", cal}, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", stdout.String())
+	for _, w := range []string{"bona fide presentations: ", "photo__0", "photo__1", "APCER not measured", "half A:", "target BPCER 20.00%"} {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("survey output lacks %q", w)
+		}
+	}
+	c, err := daemon.LoadPADCalibration(cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Detector != "blazeface-short" || len(c.Models) != 2 || c.Models[0] != "minifasnet-v2" || len(c.Thresholds) != 1 || c.Thresholds[0].Faces < 5 {
+		t.Fatalf("calibration %+v", c)
+	}
 }
 
 func put(t *testing.T, path string, img image.Image) {
@@ -150,3 +186,29 @@ func recapture(src image.Image, screen bool) *image.RGBA {
 }
 
 func clamp(v float64) uint8 { return uint8(max(0, min(255, v+0.5))) }
+
+// TestWritePADCalibration: the thresholds fitted by pad-eval -calibrate
+// become a calibration file the daemon loads, rounded down (never a
+// higher threshold than fitted, so the BPCER stays at most the target).
+func TestWritePADCalibration(t *testing.T) {
+	c := &eval.PADCalibration{Presentations: 812, Groups: 17, Points: []eval.PADOperatingPoint{
+		{TargetBPCER: 0.05, Threshold: 0.75519}, {TargetBPCER: 0.01, Threshold: 0.38379}}}
+	path := filepath.Join(t.TempDir(), "pad.json")
+	if err := writePADCalibration(path, c, []string{"/m/minifasnet-v2", "/m/minifasnet-v1se"}, "blazeface-short", ""); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := daemon.LoadPADCalibration(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := cal.Threshold(0.05, []string{"minifasnet-v2", "minifasnet-v1se"}, "blazeface-short")
+	if err != nil || th.PReal != 0.755 || th.Faces != 812 {
+		t.Fatalf("%+v %v", th, err)
+	}
+	if th, _ := cal.Threshold(0.01, []string{"minifasnet-v2", "minifasnet-v1se"}, "blazeface-short"); th.PReal != 0.383 {
+		t.Fatalf("1 %%: %+v", th)
+	}
+	if !strings.Contains(cal.Source, "812 bona fide faces in 17 groups") {
+		t.Fatalf("source %q", cal.Source)
+	}
+}
