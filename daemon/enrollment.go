@@ -65,6 +65,11 @@ func (e *Engine) EmbedEnrollImage(index int, data []byte, lim imageio.Limits, ch
 	case errors.Is(err, infer.ErrAmbiguous):
 		rep.Reasons = []string{err.Error()}
 		return nil, rep, &EnrollError{Code: CodeSeveralFaces, Index: index, Msg: fmt.Sprintf("%v: choose one with faces:[{image:%d,index:N}] (N from this reply's photos[].faces) or a box", err, index)}
+	case errors.Is(err, infer.ErrOffCentre):
+		// The one face found may be a bystander beside a face the detector
+		// missed: a person looks (docs/enrollment.md).
+		rep.Reasons = []string{err.Error()}
+		return nil, rep, &EnrollError{Code: CodeSeveralFaces, Index: index, Msg: fmt.Sprintf("%v: if it is the person's face, choose it with faces:[{image:%d,index:0}]; else crop the photo to the person", err, index)}
 	case errors.Is(err, infer.ErrNoSuchFace):
 		rep.Reasons = []string{err.Error()}
 		return nil, rep, &EnrollError{Code: CodeNoFace, Index: index, Msg: err.Error()}

@@ -51,9 +51,12 @@ type EnrollMeasures struct {
 
 // EnrollPhoto is what the assessor found in one EnrollInput.
 type EnrollPhoto struct {
-	Err       error          `json:"-"`
-	Faces     int            `json:"faces"`
-	Ambiguous bool           `json:"ambiguous,omitempty"`
+	Err       error `json:"-"`
+	Faces     int   `json:"faces"`
+	Ambiguous bool  `json:"ambiguous,omitempty"`
+	// OffCentre: refused because the face found sits so far to one side
+	// that an unseen face could be as prominent (infer.ErrOffCentre).
+	OffCentre bool           `json:"off_centre,omitempty"`
 	Measures  EnrollMeasures `json:"measures"`
 	// Verdict is accepted, borderline or refused (the enrollment limits
 	// the gate applies); Reasons say why when not accepted.
@@ -126,6 +129,7 @@ type EnrollOutcome struct {
 	N          int     `json:"n"`
 	NoFace     int     `json:"no_face"`
 	Ambiguous  int     `json:"ambiguous"`
+	OffCentre  int     `json:"off_centre"`
 	Accepted   int     `json:"accepted"`
 	Borderline int     `json:"borderline"`
 	Refused    int     `json:"refused_quality"`
@@ -141,10 +145,14 @@ type EnrollOutcome struct {
 // CompositionOutcome counts how subject selection did on composed photos.
 type CompositionOutcome struct {
 	N         int `json:"n"`
-	Subject   int `json:"subject"`   // the labelled subject chosen
-	Other     int `json:"other"`     // the other person chosen: a wrong template
-	Ambiguous int `json:"ambiguous"` // refused as ambiguous
-	NoFace    int `json:"no_face"`
+	Subject   int `json:"subject"`    // the labelled subject chosen
+	Other     int `json:"other"`      // the other person chosen: a wrong template
+	Ambiguous int `json:"ambiguous"`  // refused as ambiguous
+	OffCentre int `json:"off_centre"` // refused: the face found is off centre
+	// OffCentreOther: off-centre refusals whose face was the other
+	// person's (a wrong template the guard stopped).
+	OffCentreOther int `json:"off_centre_other"`
+	NoFace         int `json:"no_face"`
 }
 
 // SceneOutcome is one unlabelled multi-face photo.
@@ -152,6 +160,7 @@ type SceneOutcome struct {
 	Path      string `json:"path"`
 	Faces     int    `json:"faces"`
 	Ambiguous bool   `json:"ambiguous"`
+	OffCentre bool   `json:"off_centre,omitempty"`
 	Verdict   string `json:"verdict"`
 }
 
@@ -326,7 +335,7 @@ func (c EnrollStudyConfig) Run(ctx context.Context) (*EnrollStudy, error) {
 			return nil, err
 		}
 		for i, p := range sp {
-			st.Scenes = append(st.Scenes, SceneOutcome{Path: sin[i].Path, Faces: p.Faces, Ambiguous: p.Ambiguous, Verdict: p.Verdict})
+			st.Scenes = append(st.Scenes, SceneOutcome{Path: sin[i].Path, Faces: p.Faces, Ambiguous: p.Ambiguous, OffCentre: p.OffCentre, Verdict: p.Verdict})
 		}
 	}
 	return st, nil
@@ -348,6 +357,8 @@ func (o *EnrollOutcome) add(p EnrollPhoto, gmr float64) {
 	switch {
 	case p.Ambiguous:
 		o.Ambiguous++
+	case p.OffCentre:
+		o.OffCentre++
 	case p.Faces == 0 || p.Err != nil:
 		o.NoFace++
 	}
@@ -362,7 +373,7 @@ func (o *EnrollOutcome) add(p EnrollPhoto, gmr float64) {
 		o.Borderline++
 		o.GMRBorderline += gmr
 	case "refused":
-		if !p.Ambiguous && p.Faces > 0 {
+		if !p.Ambiguous && !p.OffCentre && p.Faces > 0 {
 			o.Refused++
 			o.GMRRefused += gmr
 		}
@@ -398,6 +409,11 @@ func (c *CompositionOutcome) add(p EnrollPhoto) {
 	switch {
 	case p.Ambiguous:
 		c.Ambiguous++
+	case p.OffCentre:
+		c.OffCentre++
+		if p.Region == 1 {
+			c.OffCentreOther++
+		}
 	case p.Vector == nil && p.Faces == 0:
 		c.NoFace++
 	case p.Region == 0:
@@ -487,8 +503,8 @@ func (s *EnrollStudy) WriteTable(w io.Writer) error {
 		if o.o.N == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %d; accepted %d, borderline %d, refused: no face %d, ambiguous %d, quality %d; FTE %.1f %%\n",
-			o.name, o.o.N, o.o.Accepted, o.o.Borderline, o.o.NoFace, o.o.Ambiguous, o.o.Refused, 100*o.o.FTE)
+		fmt.Fprintf(&b, "%s: %d; accepted %d, borderline %d, refused: no face %d, ambiguous %d, off centre %d, quality %d; FTE %.1f %%\n",
+			o.name, o.o.N, o.o.Accepted, o.o.Borderline, o.o.NoFace, o.o.Ambiguous, o.o.OffCentre, o.o.Refused, 100*o.o.FTE)
 		fmt.Fprintf(&b, "  genuine match rate of the templates: accepted %.1f %%, borderline %.1f %%, refused %.1f %%\n",
 			100*o.o.GMRAccepted, 100*o.o.GMRBorderline, 100*o.o.GMRRefused)
 		keys := make([]string, 0, len(o.o.Reasons))
@@ -505,10 +521,11 @@ func (s *EnrollStudy) WriteTable(w io.Writer) error {
 		name string
 		c    CompositionOutcome
 	}{{"composed, bystander behind the subject", s.Bystander}, {"composed, two people side by side", s.Couple}} {
-		fmt.Fprintf(&b, "%s: %d; subject chosen %d, other chosen %d, ambiguous %d, no face %d\n", c.name, c.c.N, c.c.Subject, c.c.Other, c.c.Ambiguous, c.c.NoFace)
+		fmt.Fprintf(&b, "%s: %d; subject chosen %d, other chosen %d, ambiguous %d, off centre %d (the other's face %d), no face %d\n",
+			c.name, c.c.N, c.c.Subject, c.c.Other, c.c.Ambiguous, c.c.OffCentre, c.c.OffCentreOther, c.c.NoFace)
 	}
 	for _, sc := range s.Scenes {
-		fmt.Fprintf(&b, "scene %s: %d faces, ambiguous %v, verdict %s\n", sc.Path, sc.Faces, sc.Ambiguous, sc.Verdict)
+		fmt.Fprintf(&b, "scene %s: %d faces, ambiguous %v, off centre %v, verdict %s\n", sc.Path, sc.Faces, sc.Ambiguous, sc.OffCentre, sc.Verdict)
 	}
 	names := make([]string, 0, len(s.Bins))
 	for k := range s.Bins {

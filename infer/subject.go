@@ -3,8 +3,11 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"image"
 	"math"
+	"sort"
 
+	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/quality"
 )
@@ -32,6 +35,13 @@ const AmbiguousRatio = 0.5
 // ErrAmbiguous is returned by SelectSubject when two or more faces are
 // similar in size and position.
 var ErrAmbiguous = errors.New("several faces of similar size and position")
+
+// ErrOffCentre is returned by SelectSubject when the automatically chosen
+// face sits so far to one side that a face of the same size, mirrored
+// through the image centre, would not overlap it: there is room for an
+// equally prominent face the detector missed (a couple photo where only
+// one face was found), so the choice is left to a person.
+var ErrOffCentre = errors.New("the face found is off centre")
 
 // ErrNoSuchFace is returned when a requested face (index or box) is not
 // among the faces found.
@@ -120,10 +130,43 @@ func SelectSubject(faces []Face, w, h int, choice SubjectChoice) (SubjectSelecti
 		if len(sel.Faces) > 1 && sel.Prominence[1] >= AmbiguousRatio*sel.Prominence[0] {
 			return sel, fmt.Errorf("%w: %d faces found, the second %.0f %% as prominent as the first", ErrAmbiguous, len(sel.Faces), 100*sel.Prominence[1]/math.Max(sel.Prominence[0], 1e-9))
 		}
+		if i := surer(sel.Faces); i > 0 {
+			return sel, fmt.Errorf("%w: face %d is at least %.0f %% the size of the most prominent face and the detector is surer of it (%.2f against %.2f)",
+				ErrAmbiguous, i, 100*AmbiguousRatio, sel.Faces[i].Score, sel.Faces[0].Score)
+		}
+		if offCentre(sel.Faces[0], w) {
+			f := sel.Faces[0]
+			return sel, fmt.Errorf("%w: its centre is %.0f px from the image's centre, more than half its width (%.0f px): another face as prominent may be beside it unseen",
+				ErrOffCentre, math.Abs((f.Box.X0+f.Box.X1)/2-float64(w)/2), f.Box.W())
+		}
 		sel.Chosen = 0
 	}
 	sel.Subject = sel.Faces[sel.Chosen]
 	return sel, nil
+}
+
+// surer is the index of the first face, after the most prominent one, at
+// least AmbiguousRatio of its area with a higher detection score, or -1.
+// Position makes a face prominent, but a doubtful detection near the
+// centre (a face half cut by the photo's edge, a pattern where two
+// pictures meet) must not outrank a clear face of the same size beside
+// it: whose photo it is, a person decides.
+func surer(faces []*Face) int {
+	for i := 1; i < len(faces); i++ {
+		if faces[i].Box.Area() >= AmbiguousRatio*faces[0].Box.Area() && faces[i].Score > faces[0].Score {
+			return i
+		}
+	}
+	return -1
+}
+
+// offCentre says whether f's box, mirrored left-right through the centre
+// of an image w pixels wide, misses the box itself: the mirrored position
+// could hold a face of the same size and prominence. Only the horizontal
+// offset counts: couples stand side by side, while a portrait's face sits
+// above the image centre by design.
+func offCentre(f *Face, w int) bool {
+	return math.Abs((f.Box.X0+f.Box.X1)/2-float64(w)/2) > f.Box.W()/2
 }
 
 // iou is the intersection over union of box (x0, y0, x1, y1) and b.
@@ -148,7 +191,8 @@ type EnrollmentPhoto struct {
 }
 
 // AssessEnrollment is the enrollment path shared by the gate and the
-// offline study (`facegate eval -enrollment`): detect, select the subject
+// offline study (`facegate eval -enrollment`): detect thoroughly
+// (DetectEnrollment), select the subject
 // (SelectSubject with choice), measure its quality, judge it with lim and
 // embed it. With embedAll every face is embedded (the study's bystander
 // check), else only the subject. A photo refused for quality is still
@@ -157,7 +201,7 @@ type EnrollmentPhoto struct {
 // is filled in), or a model error.
 func (p *Pipeline) AssessEnrollment(img *imageio.RGB, choice SubjectChoice, lim quality.EnrollmentLimits, embedAll bool) (EnrollmentPhoto, error) {
 	var out EnrollmentPhoto
-	faces, err := p.Detect(img)
+	faces, err := p.DetectEnrollment(img)
 	if err != nil {
 		return out, err
 	}
@@ -177,4 +221,119 @@ func (p *Pipeline) AssessEnrollment(img *imageio.RGB, choice SubjectChoice, lim 
 		return out, err
 	}
 	return out, nil
+}
+
+// DetectEnrollment is the thorough detection of an enrollment photo: a
+// live frame gets one detector pass, a photo that a template is built from
+// gets more, because a face the detector misses can make another person
+// the subject. Besides the whole image (Detect, with its pad retry), a
+// photo whose long side is at least TileAspect times its short side is
+// searched in square tiles of the short side's size, overlapping by half
+// along the long side. BlazeFace sees the whole image letterboxed into its
+// square input, so in a wide photo every face shrinks by the aspect ratio:
+// two portraits side by side lose half their pixels, and the detector
+// misses one now and then. A tile shows each face at the scale of a single
+// portrait. Tile detections that touch an inner tile edge (a face cut in
+// two, whole in the next tile) are dropped; the rest are merged with the
+// whole image's: a face found by several passes keeps its most confident
+// box.
+func (p *Pipeline) DetectEnrollment(img *imageio.RGB) ([]Face, error) {
+	faces, err := p.Detect(img)
+	if err != nil {
+		return nil, err
+	}
+	tiles := enrollmentTiles(img.W, img.H)
+	if len(tiles) == 0 {
+		return faces, nil
+	}
+	all := faces
+	for _, r := range tiles {
+		tf, err := p.Detect(img.Crop(r))
+		if err != nil {
+			return nil, fmt.Errorf("detect tile %v: %w", r, err)
+		}
+		for _, f := range tf {
+			f.Detection = shiftXY(f.Detection, float64(r.Min.X), float64(r.Min.Y))
+			if touchesInnerEdge(f.Box, r, img.W, img.H) {
+				continue
+			}
+			all = append(all, f)
+		}
+	}
+	// One face found by several passes keeps its most confident box.
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Score > all[j].Score })
+	var out []Face
+	for _, f := range all {
+		dup := false
+		for _, k := range out {
+			if sameFace(f.Box, k.Box) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// TileAspect is the aspect ratio (long side over short side) from which
+// DetectEnrollment searches a photo in tiles as well.
+const TileAspect = 1.25
+
+// enrollmentTiles are the square tiles of the short side's size, stepping
+// by half of it along the long side, the last flush with the edge; none
+// when the image is nearly square.
+func enrollmentTiles(w, h int) []image.Rectangle {
+	long, short := max(w, h), min(w, h)
+	if short <= 0 || float64(long) < TileAspect*float64(short) {
+		return nil
+	}
+	var out []image.Rectangle
+	step := max(1, short/2)
+	for at := 0; ; at += step {
+		at = min(at, long-short)
+		if w >= h {
+			out = append(out, image.Rect(at, 0, at+short, h))
+		} else {
+			out = append(out, image.Rect(0, at, w, at+short))
+		}
+		if at == long-short {
+			return out
+		}
+	}
+}
+
+// touchesInnerEdge says whether box b reaches within 2 pixels of an edge
+// of tile r that is not an edge of the w x h image.
+func touchesInnerEdge(b detect.Box, r image.Rectangle, w, h int) bool {
+	const near = 2
+	return (r.Min.X > 0 && b.X0 <= float64(r.Min.X)+near) ||
+		(r.Min.Y > 0 && b.Y0 <= float64(r.Min.Y)+near) ||
+		(r.Max.X < w && b.X1 >= float64(r.Max.X)-near) ||
+		(r.Max.Y < h && b.Y1 >= float64(r.Max.Y)-near)
+}
+
+// sameFace says whether two boxes are one face found twice: they overlap
+// by IoU 0.3, or half of the smaller lies inside the larger.
+func sameFace(a, b detect.Box) bool {
+	if detect.IoU(a, b) > 0.3 {
+		return true
+	}
+	ix := math.Max(0, math.Min(a.X1, b.X1)-math.Max(a.X0, b.X0))
+	iy := math.Max(0, math.Min(a.Y1, b.Y1)-math.Max(a.Y0, b.Y0))
+	small := math.Min(a.Area(), b.Area())
+	return small > 0 && ix*iy >= 0.5*small
+}
+
+// shiftXY moves a detection by (dx, dy) pixels.
+func shiftXY(d detect.Detection, dx, dy float64) detect.Detection {
+	d.Box = detect.Box{X0: d.Box.X0 + dx, Y0: d.Box.Y0 + dy, X1: d.Box.X1 + dx, Y1: d.Box.Y1 + dy}
+	kp := make([]detect.Point, len(d.Keypoints))
+	for i, k := range d.Keypoints {
+		kp[i] = detect.Point{X: k.X + dx, Y: k.Y + dy}
+	}
+	d.Keypoints = kp
+	return d
 }

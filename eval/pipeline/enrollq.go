@@ -44,6 +44,9 @@ func (e *Embedder) AssessEnrollment(ctx context.Context, root string, in []eval.
 			r.Err = err
 		case errors.Is(err, infer.ErrAmbiguous):
 			r.Err, r.Ambiguous = err, true
+		case errors.Is(err, infer.ErrOffCentre):
+			// Region says whose face it was: the guard's catches.
+			r.Err, r.OffCentre, r.Region = err, true, regionOf(ph.Faces[0], regions)
 		case err != nil:
 			return nil, fmt.Errorf("assess %s: %w", x.Path, err)
 		default:
@@ -57,18 +60,23 @@ func (e *Embedder) AssessEnrollment(ctx context.Context, root string, in []eval.
 					r.Others = append(r.Others, f.Embedding)
 				}
 			}
-			cx, cy := (ph.Subject.Box.X0+ph.Subject.Box.X1)/2, (ph.Subject.Box.Y0+ph.Subject.Box.Y1)/2
-			for k, reg := range regions {
-				if image.Pt(int(cx), int(cy)).In(reg) {
-					r.Region = k
-					break
-				}
-			}
+			r.Region = regionOf(ph.Subject, regions)
 		}
 		out[i] = r
 		progress(1)
 	}
 	return out, nil
+}
+
+// regionOf is the index of the first region holding f's centre, or -1.
+func regionOf(f *infer.Face, regions []image.Rectangle) int {
+	cx, cy := (f.Box.X0+f.Box.X1)/2, (f.Box.Y0+f.Box.Y1)/2
+	for k, reg := range regions {
+		if image.Pt(int(cx), int(cy)).In(reg) {
+			return k
+		}
+	}
+	return -1
 }
 
 // makeInput builds the image an input describes and, for compositions,
