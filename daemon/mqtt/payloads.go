@@ -170,7 +170,7 @@ type Visit struct {
 const (
 	PADBonaFide   = "bona_fide"   // every method in force passed
 	PADAttack     = "attack"      // a method failed
-	PADNotChecked = "not_checked" // the visit was decided without it (no identity cleared, or a 1:1 claim)
+	PADNotChecked = "not_checked" // decided without it (no identity cleared, a 1:1 claim denied)
 )
 
 // PAD is a decision's presentation-attack detection result.
@@ -212,7 +212,7 @@ type Challenge struct {
 	Kind     string    `json:"kind"` // turn_left or turn_right, the subject's own sides
 	Issued   time.Time `json:"issued"`
 	Deadline time.Time `json:"deadline"`
-	Visit    uint64    `json:"visit"`
+	Visit    uint64    `json:"visit"` // 0 for a 1:1 claim's challenge
 }
 
 // Histogram is a fixed-bucket histogram: Counts[i] counts values in
