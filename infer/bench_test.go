@@ -237,3 +237,60 @@ func BenchmarkFrame(b *testing.B) {
 		})
 	}
 }
+
+// perFrameModels are the models the daemon runs per frame (issue 17).
+var perFrameModels = []string{"blazeface-short", "dlib-resnet-v1", "sface-2021dec", "minifasnet-v2", "minifasnet-v1se"}
+
+// BenchmarkRunFloat32 times one Model.RunFloat32 call of each per-frame
+// model's input signature (what `facegate bench -python` times on the Go
+// side) at batch 1 and 16, with input tensors kept between calls (the
+// default) and made fresh on every call (Options.FreshInputTensors, the
+// path before issue 17), side by side in one process.
+func BenchmarkRunFloat32(b *testing.B) {
+	for _, name := range perFrameModels {
+		dir := infer.TestModelDir(b, name)
+		b.Run(name, func(b *testing.B) {
+			models := map[string]*infer.Model{}
+			for _, mode := range []string{"reused", "fresh"} {
+				opts := benchOptions()
+				opts.FreshInputTensors = mode == "fresh"
+				m, err := infer.Load(dir, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { m.Close() })
+				models[mode] = m
+			}
+			in := models["reused"].Manifest().Input
+			per := in.Height * in.Width * in.Channels
+			rng := rand.New(rand.NewPCG(1, 2))
+			data := make([]float32, 16*per)
+			for i := range data {
+				data[i] = 255 * rng.Float32()
+			}
+			for _, n := range []int{1, 16} {
+				input := map[string]infer.Float32Batch{in.Tensor: {
+					Shape: []int64{int64(n), int64(in.Height), int64(in.Width), int64(in.Channels)}, Data: data[:n*per]}}
+				for _, mode := range []string{"reused", "fresh"} {
+					m := models[mode]
+					b.Run("batch="+strconv.Itoa(n)+"/"+mode, func(b *testing.B) {
+						for range 2 { // warm-up
+							if _, err := m.RunFloat32(in.Signature, input); err != nil {
+								b.Fatal(err)
+							}
+						}
+						for b.Loop() {
+							out, err := m.RunFloat32(in.Signature, input)
+							if err != nil {
+								b.Fatal(err)
+							}
+							if len(out) == 0 {
+								b.Fatal("no outputs")
+							}
+						}
+					})
+				}
+			}
+		})
+	}
+}

@@ -49,6 +49,7 @@ type Signature struct {
 	Inputs  map[string]Tensor
 	Outputs map[string]Tensor
 	inKeys  []string // the keys of Inputs, sorted
+	outKeys []string // the keys of Outputs, sorted
 }
 
 // Tensor describes one input or output of a signature.
@@ -171,7 +172,7 @@ func resolveSignatures(saved *tf.SavedModel) (map[string]Signature, error) {
 				side.to[key] = Tensor{Key: key, Node: ti.Name, DType: dtypeName(ti.DType), Shape: shape, op: op}
 			}
 		}
-		sig.inKeys = sortedKeys(sig.Inputs)
+		sig.inKeys, sig.outKeys = sortedKeys(sig.Inputs), sortedKeys(sig.Outputs)
 		out[name] = sig
 	}
 	return out, nil
@@ -296,7 +297,7 @@ func (m *Model) Close() error {
 func (m *Model) RunFloat32(sig string, inputs map[string]Float32Batch, outputs ...string) (map[string]Float32Batch, error) {
 	if m.saved != nil && len(outputs) == 0 {
 		if s, ok := m.sigs[sig]; ok {
-			outputs = sortedKeys(s.Outputs)
+			outputs = s.outKeys
 		}
 	}
 	res, err := m.runFloat32(sig, inputs, outputs, nil)

@@ -35,6 +35,9 @@ type Config struct {
 	Rounds   int
 	Warmup   int  // untimed calls per batch size and side before the rounds
 	GPU      bool // GPU 0 with memory growth; without it GPUs are hidden
+	// FreshInputs makes new input tensors on every Go call
+	// (infer.Options.FreshInputTensors), the path before issue 17.
+	FreshInputs bool
 	// Python runs the same SavedModel with PythonBin PythonScript too.
 	Python       bool
 	PythonBin    string // default $FACEGATE_VENV/bin/python, else .venv/bin/python
@@ -72,7 +75,11 @@ func Options(threads, inter int, gpu bool) infer.Options {
 	return o
 }
 
-func (cfg Config) options() infer.Options { return Options(cfg.Threads, cfg.Inter, cfg.GPU) }
+func (cfg Config) options() infer.Options {
+	o := Options(cfg.Threads, cfg.Inter, cfg.GPU)
+	o.FreshInputTensors = cfg.FreshInputs
+	return o
+}
 
 type Report struct {
 	Kind     string        `json:"kind"`
@@ -91,6 +98,7 @@ type Settings struct {
 	Iters          int    `json:"iters,omitempty"`
 	Duration       string `json:"duration,omitempty"`
 	GPU            bool   `json:"gpu"`
+	FreshInputs    bool   `json:"fresh_input_tensors"`
 	Python         bool   `json:"python"`
 	Input          string `json:"input"`
 }
@@ -156,14 +164,14 @@ func (cfg Config) Run(ctx context.Context, stdout io.Writer) (*Report, error) {
 	}
 	rep := &Report{Kind: "embed", Machine: bench.NewMachine(cfg.Build), Settings: Settings{
 		IntraOpThreads: cfg.Threads, InterOpThreads: cfg.Inter, Batches: cfg.Batches, Rounds: cfg.Rounds,
-		Warmup: cfg.Warmup, Iters: cfg.Iters, GPU: cfg.GPU, Python: cfg.Python,
+		Warmup: cfg.Warmup, Iters: cfg.Iters, GPU: cfg.GPU, FreshInputs: cfg.FreshInputs, Python: cfg.Python,
 		Input: "deterministic uniform random float32 in [0,255) (PCG seed 1,2), the same bytes for Go and Python",
 	}}
 	if cfg.Iters == 0 {
 		rep.Settings.Duration = cfg.Duration.String()
 	}
-	fmt.Fprintf(stdout, "facegate bench: intra-op threads %d, inter-op %d, batches %v, %d rounds, gpu %v, python %v\n",
-		cfg.Threads, cfg.Inter, cfg.Batches, cfg.Rounds, cfg.GPU, cfg.Python)
+	fmt.Fprintf(stdout, "facegate bench: intra-op threads %d, inter-op %d, batches %v, %d rounds, gpu %v, python %v, fresh input tensors %v\n",
+		cfg.Threads, cfg.Inter, cfg.Batches, cfg.Rounds, cfg.GPU, cfg.Python, cfg.FreshInputs)
 	for _, dir := range cfg.Models {
 		mb, err := cfg.model(ctx, dir, stdout)
 		if err != nil {

@@ -79,7 +79,7 @@ func cmdBench(ctx context.Context, args []string, stdout io.Writer) error {
 			models[i] = bf.path(n)
 		}
 		report, err = embed.Config{Models: models, Batches: bf.batches, Threads: bf.threads, Inter: bf.inter, Iters: bf.iters,
-			Duration: bf.duration, Rounds: bf.rounds, Warmup: bf.warmup, GPU: bf.gpu, Python: bf.python,
+			Duration: bf.duration, Rounds: bf.rounds, Warmup: bf.warmup, GPU: bf.gpu, FreshInputs: bf.fresh, Python: bf.python,
 			PythonBin: bf.pythonBin, PythonScript: bf.pythonScript, Build: build}.Run(ctx, stdout)
 	}
 	if errors.Is(err, bench.ErrConfig) {

@@ -24,6 +24,7 @@ type benchFlags struct {
 	warmup   int
 	jsonOut  string
 	gpu      bool
+	fresh    bool
 
 	python       bool
 	pythonBin    string
@@ -65,6 +66,7 @@ func (bf *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&bf.rounds, "rounds", 30, "rounds; each measures every batch size on both sides, Go and Python taking turns to go first")
 	fs.IntVar(&bf.warmup, "warmup", 2, "untimed calls per batch size and side before the rounds")
 	fs.StringVar(&bf.jsonOut, "json", "", "write the full report as JSON here")
+	fs.BoolVar(&bf.fresh, "fresh-inputs", false, "make new input tensors on every Go call (the path before issue 17) instead of copying inputs into kept ones")
 	fs.BoolVar(&bf.gpu, "gpu", false, "run on GPU 0 with memory growth (a GPU libtensorflow); without it GPUs are hidden")
 	fs.BoolVar(&bf.python, "python", false, "also run the same SavedModel with Python TensorFlow (bench/python_tf.py), interleaved, and report facegate/Python")
 	fs.StringVar(&bf.pythonBin, "python-bin", "", "Python with TensorFlow (default $FACEGATE_VENV/bin/python, else .venv/bin/python)")
