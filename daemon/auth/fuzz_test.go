@@ -124,3 +124,58 @@ func FuzzParseKeyRing(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckSignatureEd25519 feeds arbitrary fields to CheckSignature with
+// a gate's ring (an operator's Ed25519 public key and an HMAC key). Seeds
+// are a valid Ed25519 request and its mutations. Invariants: no panic;
+// every error is "unauthorised"; an accepted request names a key of the
+// ring and carries exactly the signature that key's holder makes; with
+// ed25519Only nothing signed with the HMAC key is accepted.
+func FuzzCheckSignatureEd25519(f *testing.F) {
+	priv, pub := edKeys(f, "ops-1", seedOp)
+	hk := testKey(f, "door-1", 0xA1)
+	ring, err := NewKeyRing(pub, hk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := SignFields(priv, baseFields, baseReq)
+	if err != nil {
+		f.Fatal(err)
+	}
+	hgood, _ := SignFields(hk, baseFields, baseReq)
+	add := func(fl Fields, r Request, only bool) {
+		f.Add(fl.KeyID, fl.Timestamp, fl.Nonce, fl.Signature, r.Operation, r.RequestID, r.Body, only)
+	}
+	add(good, baseReq, true)
+	add(hgood, baseReq, false)
+	add(hgood, baseReq, true)
+	add(Fields{"door-1", good.Timestamp, good.Nonce, good.Signature}, baseReq, false)
+	add(Fields{"ops-1", good.Timestamp, good.Nonce, good.Signature[:64]}, baseReq, false)
+	add(good, Request{baseReq.Operation, baseReq.RequestID, []byte("x")}, true)
+	f.Fuzz(func(t *testing.T, keyID string, ts int64, nonce, sig, op, reqID string, body []byte, only bool) {
+		fl := Fields{keyID, ts, nonce, sig}
+		r := Request{op, reqID, body}
+		err := CheckSignature(ring, fl, r, only)
+		if err != nil {
+			if Code(err) != CodeUnauthorised {
+				t.Fatalf("error %v has code %q", err, Code(err))
+			}
+			return
+		}
+		var want Fields
+		switch keyID {
+		case "ops-1":
+			want, err = SignFields(priv, fl, r)
+		case "door-1":
+			if only {
+				t.Fatal("an HMAC-signed request accepted with ed25519Only")
+			}
+			want, err = SignFields(hk, fl, r)
+		default:
+			t.Fatalf("accepted unknown key %q", keyID)
+		}
+		if err != nil || want.Signature != sig {
+			t.Fatalf("accepted a signature the key does not make: %v", err)
+		}
+	})
+}
