@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -12,17 +13,18 @@ import (
 // FACEGATE_SITE_NATS_URLS the gate is a single gate: no NATS, nothing
 // changes. Secrets are files or systemd credential names, never values.
 type SiteConfig struct {
-	SiteNATSURLs         []string `envconfig:"SITE_NATS_URLS" desc:"NATS URLs of the site's cluster members, e.g. nats://n1:4222,nats://n2:4222 (empty = single gate, no site)"`
-	SiteNATSUser         string   `envconfig:"SITE_NATS_USER" desc:"this gate's NATS user (empty: no password)"`
-	SiteNATSPasswordFile string   `envconfig:"SITE_NATS_PASSWORD_FILE" desc:"file or credential holding the NATS user's password"`
-	SiteNATSCAFile       string   `envconfig:"SITE_NATS_CA_FILE" desc:"CA of the NATS servers' certificates (tls:// URLs)"`
-	SiteGateKey          string   `envconfig:"SITE_GATE_KEY" default:"site-gate-key" desc:"this gate's Ed25519 signing seed, base64, mode 0600 (file or credential); facegate site keygen makes one"`
-	SiteGateKeys         string   `envconfig:"SITE_GATE_KEYS" default:"/etc/facegate/site-gate-keys" desc:"every gate's public key, lines of '<device id> <base64 key>' (file or credential)"`
-	SiteKey              string   `envconfig:"SITE_KEY" default:"site-key" desc:"the site's key ring sealing templates on the stream, same format as GALLERY_KEY, the same on every gate (file or credential)"`
-	SiteOperatorKeys     string   `envconfig:"SITE_OPERATOR_KEYS" default:"ed25519" desc:"which operator signatures a site's gates accept on replicated changes: ed25519 (only Ed25519 operator keys; FACEGATE_ENROLL_KEYS must then hold only ed25519: public keys) or any (HMAC keys too, which every gate holds, so a compromised gate could enrol people at every door)"`
-	SiteEnsureStreams    bool     `envconfig:"SITE_ENSURE_STREAMS" default:"false" desc:"create or update the site's streams at start (needs a NATS user allowed to; gate users are not)"`
-	SiteReplicas         int      `envconfig:"SITE_REPLICAS" default:"3" desc:"replicas of the site's streams when this gate or facegate site init creates them (1, 3 or 5)"`
-	SiteOutboxMaxBytes   int64    `envconfig:"SITE_OUTBOX_MAX_BYTES" default:"67108864" desc:"bound on events queued on disk for the site while NATS is unreachable (oldest dropped and counted beyond)"`
+	SiteNATSURLs          []string `envconfig:"SITE_NATS_URLS" desc:"NATS URLs of the site's cluster members, e.g. nats://n1:4222,nats://n2:4222 (empty = single gate, no site)"`
+	SiteNATSUser          string   `envconfig:"SITE_NATS_USER" desc:"this gate's NATS user (empty: no password)"`
+	SiteNATSPasswordFile  string   `envconfig:"SITE_NATS_PASSWORD_FILE" desc:"file or credential holding the NATS user's password"`
+	SiteNATSCAFile        string   `envconfig:"SITE_NATS_CA_FILE" desc:"CA of the NATS servers' certificates (tls:// URLs)"`
+	SiteGateKey           string   `envconfig:"SITE_GATE_KEY" default:"site-gate-key" desc:"this gate's Ed25519 signing seed, base64, mode 0600 (file or credential); facegate site keygen makes one"`
+	SiteGateKeys          string   `envconfig:"SITE_GATE_KEYS" default:"/etc/facegate/site-gate-keys" desc:"every gate's public key, lines of '<device id> <base64 key>' (file or credential)"`
+	SiteKey               string   `envconfig:"SITE_KEY" default:"site-key" desc:"the site's key ring sealing templates on the stream, same format as GALLERY_KEY, the same on every gate (file or credential)"`
+	SiteOperatorKeys      string   `envconfig:"SITE_OPERATOR_KEYS" default:"ed25519" desc:"which operator signatures a site's gates accept on replicated changes: ed25519 (only Ed25519 operator keys; FACEGATE_ENROLL_KEYS must then hold only ed25519: public keys) or any (HMAC keys too, which every gate holds, so a compromised gate could enrol people at every door)"`
+	SiteOperatorKeysUntil []string `envconfig:"SITE_OPERATOR_KEYS_UNTIL" desc:"retired or revoked operator keys, <key id>=<last gallery stream sequence> each: changes signed with such a key are applied up to that sequence (HMAC ones too, even with SITE_OPERATOR_KEYS=ed25519) and refused after it (reason key_retired); this gate refuses new requests signed with it"`
+	SiteEnsureStreams     bool     `envconfig:"SITE_ENSURE_STREAMS" default:"false" desc:"create or update the site's streams at start (needs a NATS user allowed to; gate users are not)"`
+	SiteReplicas          int      `envconfig:"SITE_REPLICAS" default:"3" desc:"replicas of the site's streams when this gate or facegate site init creates them (1, 3 or 5)"`
+	SiteOutboxMaxBytes    int64    `envconfig:"SITE_OUTBOX_MAX_BYTES" default:"67108864" desc:"bound on events queued on disk for the site while NATS is unreachable (oldest dropped and counted beyond)"`
 
 	SiteServerConfig
 }
@@ -58,6 +60,24 @@ const (
 
 // Ed25519Only reports whether the site accepts only Ed25519 operator keys.
 func (c SiteConfig) Ed25519Only() bool { return c.SiteOperatorKeys != SiteOperatorKeysAny }
+
+// OperatorKeysUntil parses FACEGATE_SITE_OPERATOR_KEYS_UNTIL: the last
+// gallery stream sequence each retired operator key may have signed.
+func (c SiteConfig) OperatorKeysUntil() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, e := range c.SiteOperatorKeysUntil {
+		id, n, ok := strings.Cut(e, "=")
+		seq, err := strconv.ParseUint(n, 10, 64)
+		if !ok || !validGateID(id) || err != nil || seq == 0 {
+			return nil, fmt.Errorf("%q is not <key id>=<stream sequence from 1>", e)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("key %q listed twice", id)
+		}
+		out[id] = seq
+	}
+	return out, nil
+}
 
 // Enabled reports whether the gate is part of a site.
 func (c SiteConfig) Enabled() bool { return len(c.SiteNATSURLs) > 0 }
@@ -98,6 +118,9 @@ func (c SiteConfig) validate(deviceID string, bad func(v, format string, args ..
 	}
 	if c.SiteOperatorKeys != SiteOperatorKeysEd25519 && c.SiteOperatorKeys != SiteOperatorKeysAny {
 		bad("SITE_OPERATOR_KEYS", "%q is not ed25519 or any", c.SiteOperatorKeys)
+	}
+	if _, err := c.OperatorKeysUntil(); err != nil {
+		bad("SITE_OPERATOR_KEYS_UNTIL", "%v", err)
 	}
 	if c.SiteReplicas != 1 && c.SiteReplicas != 3 && c.SiteReplicas != 5 {
 		bad("SITE_REPLICAS", "%d is not 1, 3 or 5", c.SiteReplicas)

@@ -98,7 +98,8 @@ func Preflight(cfg *Config) error {
 		return nil, false
 	}
 	if ring, ok := keyFile("ENROLL_KEYS", cfg.EnrollKeys); ok && cfg.SiteConfig.Enabled() {
-		if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only()); err != nil {
+		until, _ := cfg.SiteConfig.OperatorKeysUntil() // its syntax is Validate's to report
+		if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only(), until); err != nil {
 			add(Problem{Var: "ENROLL_KEYS", What: err.Error(), Fix: "list only operators' ed25519:<id>:<public key> lines (docs/site.md, Operator keys)"})
 		}
 	}

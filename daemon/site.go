@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,6 +43,8 @@ type siteGate struct {
 	ensure  *site.StreamOptions // create the streams at start (FACEGATE_SITE_ENSURE_STREAMS)
 	started time.Time
 
+	retired map[string]uint64 // operator keys retired at a stream sequence: no new requests
+
 	mu       sync.Mutex // one enrolment at a time at this gate
 	caughtUp atomic.Bool
 	dirty    atomic.Bool // replicated changes since the gallery statistics were estimated
@@ -72,6 +75,10 @@ func LoadSiteGateKeys(nameOrPath string) (site.GateKeys, error) {
 	return keys, nil
 }
 
+// ErrKeyRetired: a change signed with a retired or revoked operator key
+// (FACEGATE_SITE_OPERATOR_KEYS_UNTIL) after the last sequence it may sign.
+var ErrKeyRetired = errors.New("operator key retired")
+
 // SiteVerifier checks an operator's request signature as the accepting
 // gate did (auth.CheckSignature with the enrollment key ring: Ed25519 for
 // an ed25519 key, HMAC-SHA256 for an HMAC key), without auth.Verifier's
@@ -82,24 +89,59 @@ func LoadSiteGateKeys(nameOrPath string) (site.GateKeys, error) {
 // is refused (auth.ErrHMACRefused): every gate holds the HMAC secrets, so
 // such a signature may come from a compromised gate.
 func SiteVerifier(ring *auth.KeyRing, ed25519Only bool) site.Verifier {
-	return site.VerifierFunc(func(c *site.Change) error {
-		return auth.CheckSignature(ring,
-			auth.Fields{KeyID: c.Request.KeyID, Timestamp: c.Request.TS, Nonce: c.Request.Nonce, Signature: c.Request.Sig},
-			auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body},
-			ed25519Only)
-	})
+	return NewSiteVerifier(ring, ed25519Only, nil)
+}
+
+// NewSiteVerifier is SiteVerifier with retired keys: until maps a key id
+// to the last gallery stream sequence it may have signed
+// (FACEGATE_SITE_OPERATOR_KEYS_UNTIL). A change signed with such a key is
+// checked as usual up to that sequence, also when it is an HMAC key in an
+// Ed25519-only site (the history signed before the key was retired), and
+// refused after it (ErrKeyRetired). The sequence is the stream's, which no
+// gate chooses; without one (Verify) a retired key is refused.
+func NewSiteVerifier(ring *auth.KeyRing, ed25519Only bool, until map[string]uint64) site.SeqVerifier {
+	return siteVerifier{ring: ring, ed25519Only: ed25519Only, until: until}
+}
+
+type siteVerifier struct {
+	ring        *auth.KeyRing
+	ed25519Only bool
+	until       map[string]uint64
+}
+
+func (v siteVerifier) Verify(c *site.Change) error { return v.VerifyAt(math.MaxUint64, c) }
+
+func (v siteVerifier) VerifyAt(seq uint64, c *site.Change) error {
+	only := v.ed25519Only
+	if last, retired := v.until[c.Request.KeyID]; retired {
+		if seq > last {
+			return fmt.Errorf("%w: key %q signs changes up to sequence %d, this one is at %d", ErrKeyRetired, c.Request.KeyID, last, seq)
+		}
+		only = false
+	}
+	return auth.CheckSignature(v.ring,
+		auth.Fields{KeyID: c.Request.KeyID, Timestamp: c.Request.TS, Nonce: c.Request.Nonce, Signature: c.Request.Sig},
+		auth.Request{Operation: c.Request.Operation, RequestID: c.Request.RequestID, Body: c.Request.Body},
+		only)
 }
 
 // checkSiteOperatorKeys refuses, in a site accepting only Ed25519
 // operator keys, an enrollment key ring that would let this gate accept
-// requests the other gates refuse (HMAC keys) or sign requests itself
-// (Ed25519 private keys): a gate holds only operators' public keys.
-func checkSiteOperatorKeys(ring *auth.KeyRing, ed25519Only bool) error {
+// requests the other gates refuse (HMAC keys, unless retired: listed in
+// until) or sign requests itself (Ed25519 private keys): a gate holds only
+// operators' public keys.
+func checkSiteOperatorKeys(ring *auth.KeyRing, ed25519Only bool, until map[string]uint64) error {
 	if !ed25519Only {
 		return nil
 	}
-	if ids := ring.IDsOf(auth.KeyHMAC); len(ids) > 0 {
-		return fmt.Errorf("FACEGATE_ENROLL_KEYS: HMAC keys %v in a site with FACEGATE_SITE_OPERATOR_KEYS=ed25519: the other gates would refuse what they sign; give operators Ed25519 keys (facegate site keygen -operator) and list only their ed25519: public lines, or set FACEGATE_SITE_OPERATOR_KEYS=any", ids)
+	var live []string
+	for _, id := range ring.IDsOf(auth.KeyHMAC) {
+		if _, retired := until[id]; !retired {
+			live = append(live, id)
+		}
+	}
+	if len(live) > 0 {
+		return fmt.Errorf("FACEGATE_ENROLL_KEYS: HMAC keys %v in a site with FACEGATE_SITE_OPERATOR_KEYS=ed25519: the other gates would refuse what they sign; give operators Ed25519 keys (facegate site keygen -operator) and list only their ed25519: public lines (or retire the HMAC keys with FACEGATE_SITE_OPERATOR_KEYS_UNTIL), or set FACEGATE_SITE_OPERATOR_KEYS=any", live)
 	}
 	if ids := ring.IDsOf(auth.KeyEd25519Private); len(ids) > 0 {
 		return fmt.Errorf("FACEGATE_ENROLL_KEYS: Ed25519 private keys %v on a gate: a gate holds only operators' public keys (ed25519:<id>:<public key>); keep the private key in the operator's tool", ids)
@@ -143,9 +185,14 @@ func (s *Service) openSite() error {
 	if err != nil {
 		return fmt.Errorf("FACEGATE_ENROLL_KEYS: %w", err)
 	}
-	if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only()); err != nil {
+	until, err := cfg.SiteConfig.OperatorKeysUntil()
+	if err != nil {
+		return fmt.Errorf("FACEGATE_SITE_OPERATOR_KEYS_UNTIL: %w", err)
+	}
+	if err := checkSiteOperatorKeys(ring, cfg.SiteConfig.Ed25519Only(), until); err != nil {
 		return err
 	}
+	sg.retired = until
 	ccfg := site.ClientConfig{URLs: cfg.SiteNATSURLs, Name: cfg.DeviceID, User: cfg.SiteNATSUser, CAFile: cfg.SiteNATSCAFile, Logger: log}
 	if cfg.SiteNATSPasswordFile != "" {
 		if ccfg.PasswordFile, err = Resolve(cfg.SiteNATSPasswordFile); err != nil {
@@ -170,7 +217,7 @@ func (s *Service) openSite() error {
 		return fmt.Errorf("FACEGATE_STATE_DIR: %w", err)
 	}
 	sg.rep, err = site.NewReplicator(site.ReplicatorConfig{
-		Gate: cfg.DeviceID, JS: sg.js, Applier: s.gallery.SiteApplier(sg.keys), Verifier: SiteVerifier(ring, cfg.SiteConfig.Ed25519Only()), Gates: gates,
+		Gate: cfg.DeviceID, JS: sg.js, Applier: s.gallery.SiteApplier(sg.keys), Verifier: NewSiteVerifier(ring, cfg.SiteConfig.Ed25519Only(), until), Gates: gates,
 		OnRefused: sg.refused, OnApplied: sg.applied, Logger: log,
 	})
 	if err != nil {
@@ -282,7 +329,7 @@ type RefusedEvent struct {
 	Origin    string    `json:"origin,omitempty"`
 	Op        string    `json:"op,omitempty"`
 	SubjectID string    `json:"subject_id,omitempty"`
-	Reason    string    `json:"reason"` // gate_signature, hmac_refused, unsigned, stale, msg_id or invalid
+	Reason    string    `json:"reason"` // gate_signature, key_retired, hmac_refused, unsigned, stale, msg_id or invalid
 	Error     string    `json:"error"`
 }
 
@@ -290,6 +337,8 @@ func refusalReason(err error) string {
 	switch {
 	case errors.Is(err, site.ErrGateSignature):
 		return "gate_signature"
+	case errors.Is(err, ErrKeyRetired):
+		return "key_retired"
 	case errors.Is(err, auth.ErrHMACRefused):
 		return "hmac_refused" // operator-signed with an HMAC key, which every gate holds
 	case errors.Is(err, site.ErrUnsigned):
@@ -350,6 +399,11 @@ func (sg *siteGate) enroll(ctx context.Context, r *mqtt.EnrollRequest, g *Galler
 	fail := func(code mqtt.Code, msg string) mqtt.EnrollReply {
 		sg.log.Warn("enrollment refused", "request", r.RequestID, "op", r.Op, "subject", r.SubjectID, "code", code, "msg", msg)
 		return mqtt.EnrollReply{SubjectID: r.SubjectID, Status: mqtt.ReplyError, Code: code, Message: msg}
+	}
+	// A retired operator key signs nothing new: the other gates would
+	// refuse the change (its sequence is past the key's last).
+	if _, retired := sg.retired[r.Auth.KeyID]; retired {
+		return fail(mqtt.CodeUnauthorised, "unauthorised")
 	}
 	// A gate cut off from the site does not enrol (docs/site.md); a
 	// reconnect after a server's loss takes well under a second.

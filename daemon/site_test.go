@@ -97,19 +97,74 @@ func TestCheckSiteOperatorKeys(t *testing.T) {
 		name        string
 		ring        *auth.KeyRing
 		ed25519Only bool
+		until       map[string]uint64
 		want        string
 	}{
-		{"public keys only", ring(pub), true, ""},
-		{"HMAC key in an Ed25519 site", ring(pub, legacy), true, "HMAC keys [legacy]"},
-		{"private key on a gate", ring(op), true, "private keys [ops-1]"},
-		{"HMAC key with any", ring(legacy, pub), false, ""},
+		{"public keys only", ring(pub), true, nil, ""},
+		{"HMAC key in an Ed25519 site", ring(pub, legacy), true, nil, "HMAC keys [legacy]"},
+		{"retired HMAC key in an Ed25519 site", ring(pub, legacy), true, map[string]uint64{"legacy": 42}, ""},
+		{"private key on a gate", ring(op), true, nil, "private keys [ops-1]"},
+		{"HMAC key with any", ring(legacy, pub), false, nil, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkSiteOperatorKeys(tt.ring, tt.ed25519Only)
+			err := checkSiteOperatorKeys(tt.ring, tt.ed25519Only, tt.until)
 			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("checkSiteOperatorKeys = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSiteVerifierRetiredKeys: a retired key's changes are applied up to
+// its last stream sequence (an HMAC key's too, in an Ed25519-only site)
+// and refused after it, with reason key_retired, even with a valid
+// signature.
+func TestSiteVerifierRetiredKeys(t *testing.T) {
+	old, _ := auth.GenerateEd25519("ops-old")
+	oldPub, _ := old.Public()
+	legacy, _ := auth.NewKey("legacy", bytes.Repeat([]byte{7}, 32))
+	cur, _ := auth.GenerateEd25519("ops-new")
+	curPub, _ := cur.Public()
+	ring, _ := auth.NewKeyRing(curPub, oldPub, legacy)
+	v := NewSiteVerifier(ring, true, map[string]uint64{"ops-old": 100, "legacy": 50})
+	for _, tt := range []struct {
+		name   string
+		key    auth.Key
+		seq    uint64
+		reason string // "" accepted
+	}{
+		{"current key", cur, 1000, ""},
+		{"retired key, before its last sequence", old, 99, ""},
+		{"retired key, at its last sequence", old, 100, ""},
+		{"retired key, after", old, 101, "key_retired"},
+		{"retired HMAC key, before", legacy, 50, ""},
+		{"retired HMAC key, after", legacy, 51, "key_retired"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := siteChange(t, tt.key)
+			err := v.VerifyAt(tt.seq, c)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("VerifyAt(%d) = %v", tt.seq, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrKeyRetired) {
+				t.Fatalf("VerifyAt(%d) = %v, want ErrKeyRetired", tt.seq, err)
+			}
+			if got := refusalReason(fmt.Errorf("%w: %w", site.ErrUnsigned, err)); got != tt.reason {
+				t.Errorf("reason %q, want %q", got, tt.reason)
+			}
+		})
+	}
+	if err := v.Verify(siteChange(t, old)); !errors.Is(err, ErrKeyRetired) {
+		t.Errorf("Verify without a sequence of a retired key's change: %v", err)
+	}
+	// A tampered change of a retired key is still a bad signature.
+	c := siteChange(t, old)
+	c.Request.Body = append(c.Request.Body, 'x')
+	if err := v.VerifyAt(1, c); !errors.Is(err, auth.ErrBadSignature) {
+		t.Errorf("tampered: %v", err)
 	}
 }
 
@@ -125,6 +180,34 @@ func TestSiteOperatorKeysConfig(t *testing.T) {
 		}
 		if ok && c.Ed25519Only() != (v == "ed25519") {
 			t.Errorf("SITE_OPERATOR_KEYS=%q: Ed25519Only = %v", v, c.Ed25519Only())
+		}
+	}
+	base.SiteOperatorKeys = "ed25519"
+	for _, tc := range []struct {
+		in   []string
+		want map[string]uint64
+	}{
+		{nil, map[string]uint64{}},
+		{[]string{"ops-old=100", "legacy=7"}, map[string]uint64{"ops-old": 100, "legacy": 7}},
+		{[]string{"ops-old"}, nil},
+		{[]string{"ops-old=0"}, nil},
+		{[]string{"ops-old=-1"}, nil},
+		{[]string{"ops old=5"}, nil},
+		{[]string{"a=1", "a=2"}, nil},
+	} {
+		c := base
+		c.SiteOperatorKeysUntil = tc.in
+		got, err := c.OperatorKeysUntil()
+		var errs []string
+		c.validate("gate-a", func(name, format string, args ...any) { errs = append(errs, name) })
+		if tc.want == nil {
+			if err == nil || len(errs) != 1 || errs[0] != "SITE_OPERATOR_KEYS_UNTIL" {
+				t.Errorf("%q: accepted (%v, problems %v)", tc.in, got, errs)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) || len(errs) != 0 {
+			t.Errorf("%q: %v, %v, problems %v; want %v", tc.in, got, err, errs, tc.want)
 		}
 	}
 }

@@ -27,6 +27,7 @@ type fixture struct {
 	siteKey  store.Key
 	gateKeys map[string]ed25519.PrivateKey
 	gates    GateKeys
+	verify   Verifier // when set, what verifier returns
 }
 
 func newFixture(t testing.TB, gates ...string) *fixture {
@@ -62,6 +63,9 @@ func newFixture(t testing.TB, gates ...string) *fixture {
 // over the canonical form, without its time window and nonce cache, with
 // Ed25519 operator keys only.
 func (f *fixture) verifier() Verifier {
+	if f.verify != nil {
+		return f.verify
+	}
 	return VerifierFunc(func(c *Change) error {
 		return auth.CheckSignature(f.ring,
 			auth.Fields{KeyID: c.Request.KeyID, Timestamp: c.Request.TS, Nonce: c.Request.Nonce, Signature: c.Request.Sig},

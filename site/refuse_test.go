@@ -119,3 +119,58 @@ func TestRefusedChanges(t *testing.T) {
 		t.Errorf("%d refusals reported again after a restart", again)
 	}
 }
+
+// errPastCutoff is seqCutoff's refusal.
+var errPastCutoff = errors.New("past the key's last sequence")
+
+// seqCutoff is a SeqVerifier that trusts the fixture's verifier up to the
+// stream sequence last (as the daemon's retired operator keys).
+type seqCutoff struct {
+	Verifier
+	last uint64
+}
+
+func (v seqCutoff) VerifyAt(seq uint64, c *Change) error {
+	if seq > v.last {
+		return errPastCutoff
+	}
+	return v.Verify(c)
+}
+
+// TestSeqVerifier: a Verifier that is a SeqVerifier is given each change's
+// stream sequence, so it can trust a key for the history up to a sequence.
+func TestSeqVerifier(t *testing.T) {
+	cl := startCluster(t, 1)
+	f := newFixture(t, "a")
+	ctx := context.Background()
+	nc, js := connect(t, cl.url(0))
+	defer nc.Close()
+	if err := EnsureStreams(ctx, js, StreamOptions{Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.verify = seqCutoff{Verifier: f.verifier(), last: 2}
+	a := NewMemApplier()
+	g := startGate(t, f, "a", js, a, 0)
+	var last uint64
+	for i, s := range []string{"s1", "s2", "s3"} {
+		c := f.change(t, "a", OpEnrol, s, "S", i, time.Now())
+		b, err := Encode(c, f.gateKeys["a"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := js.Publish(ctx, GallerySubject, b, jetstream.WithMsgID(c.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ack.Sequence
+	}
+	waitFor(t, 5*time.Second, "gate a to see every change", func() bool { return g.applied() >= last })
+	if p := a.People(); len(p) != 2 || p["s3"].Name != "" {
+		t.Errorf("applied %v, want s1 and s2 only", p)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.refused) != 1 || g.refused[0].Seq != 3 || !errors.Is(g.refused[0].Refused, errPastCutoff) || !errors.Is(g.refused[0].Refused, ErrUnsigned) {
+		t.Errorf("refused %+v, want sequence 3 past the cutoff", g.refused)
+	}
+}

@@ -236,7 +236,12 @@ func (r *Replicator) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (*Cha
 	if err := checkStored(c, meta.Timestamp, r.cfg.Window); err != nil {
 		return c, err
 	}
-	if err := r.cfg.Verifier.Verify(c); err != nil {
+	if sv, ok := r.cfg.Verifier.(SeqVerifier); ok {
+		err = sv.VerifyAt(meta.Sequence.Stream, c)
+	} else {
+		err = r.cfg.Verifier.Verify(c)
+	}
+	if err != nil {
 		return c, fmt.Errorf("%w: change %s: %w", ErrUnsigned, c.ID, err)
 	}
 	return c, nil

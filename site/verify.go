@@ -24,6 +24,16 @@ type Verifier interface {
 	Verify(c *Change) error
 }
 
+// SeqVerifier is a Verifier that is also told the stream sequence of the
+// change (assigned by the NATS servers, so no gate can choose it); the
+// Replicator calls VerifyAt instead of Verify when its Verifier has it. It
+// lets a key be trusted for the history up to a sequence only (a retired
+// or revoked operator key).
+type SeqVerifier interface {
+	Verifier
+	VerifyAt(seq uint64, c *Change) error
+}
+
 // VerifierFunc adapts a function to Verifier.
 type VerifierFunc func(c *Change) error
 
