@@ -6,6 +6,9 @@
 # JSON (raw numbers, machine, load average) and TXT (the printed table).
 #
 #   make bench-embed     embedding latency/throughput per model, batch 1/4/16, Go vs Python TF
+#   make bench-overhead  per-call cost of a TensorFlow call from Go: the five per-frame models
+#                        (detector, two embedders, two PAD models), batch 1 and 16, Go vs
+#                        Python TF interleaved (issue 17)
 #   make bench-e2e       per face read+decode → detect → align → embed → 1:N match, vs the
 #                        face_recognition peer on the same images (1 and 2 threads)
 #   make bench-matching  1:N Identify at 1k/10k/100k people x 128/2048-d vs a plain sum of the bytes
@@ -32,9 +35,9 @@ FACEGATE_BENCH  = $(BIN)/facegate bench
 # whose faces are too small for BlazeFace short-range in the whole frame.
 BENCH_CLIPS ?= $(BENCH_DATA)/videos/frec_short_hamilton_clip.mp4,$(BENCH_DATA)/videos/facenet_pytorch_crowd_video.mp4@640x480+450+300,$(BENCH_DATA)/sequences/otb_girl
 
-BENCH_TARGETS += bench-embed bench-e2e bench-matching bench-memory bench-tracking
+BENCH_TARGETS += bench-embed bench-overhead bench-e2e bench-matching bench-memory bench-tracking
 
-.PHONY: bench-embed bench-e2e bench-e2e-peer bench-matching bench-memory bench-tracking bench-gpu
+.PHONY: bench-embed bench-overhead bench-e2e bench-e2e-peer bench-matching bench-memory bench-tracking bench-gpu
 
 bench-embed: build models
 	mkdir -p $(BENCH_OUT)
@@ -42,6 +45,19 @@ bench-embed: build models
 	  -json $(BENCH_OUT)/embed-dlib.json | tee $(BENCH_OUT)/embed-dlib.txt
 	$(FACEGATE_BENCH) -model vggface2-resnet50 -python $(BENCH_EMBED_FLAGS) -rounds 12 \
 	  -json $(BENCH_OUT)/embed-vggface2.json | tee $(BENCH_OUT)/embed-vggface2.txt
+
+# Issue 17: every model the daemon runs per frame, its own signature (detect,
+# embed, classify), same inputs and outputs compared on both sides. About
+# 1-2 minutes a model on 2 cores (SFace at batch 16 is the slow one).
+BENCH_OVERHEAD_MODELS ?= blazeface-short dlib-resnet-v1 sface-2021dec minifasnet-v2 minifasnet-v1se
+BENCH_OVERHEAD_ROUNDS ?= 80
+
+bench-overhead: build models
+	mkdir -p $(BENCH_OUT)
+	for m in $(BENCH_OVERHEAD_MODELS); do \
+	  $(FACEGATE_BENCH) -model $$m -python -batch 1,16 -iters 1 -rounds $(BENCH_OVERHEAD_ROUNDS) \
+	    -json $(BENCH_OUT)/overhead-$$m.json | tee $(BENCH_OUT)/overhead-$$m.txt || exit 1; \
+	done
 
 # The peer on exactly the images facegate measures (--limit = -pairs-limit),
 # one thread, as its own timing file; skipped with one line when the peer's
