@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/decision"
 	"github.com/facegate/facegate/enroll"
 	"github.com/facegate/facegate/enroll/store"
 	"github.com/facegate/facegate/infer"
@@ -88,12 +89,28 @@ func (s *Service) checkEnrollment(id string, op mqtt.EnrollOp, embs []TowerEmbed
 
 // duplicateThreshold is the fused-logit threshold of the duplicate check
 // for a request of photos photos against others enrolled people, scored
-// with towers key: each of the others·photos comparisons may exceed it
-// with probability at most 1 − (1 − rate)^(1/(others·photos)), so that
-// a request of someone not enrolled is refused as a duplicate with
-// probability at most rate (decision.Calibration.Threshold).
+// with towers key: the request is others·visits comparisons, each of which
+// may exceed the threshold with probability at most
+// 1 − (1 − rate)^(1/(others·visits)), so that a request of someone not
+// enrolled is refused as a duplicate with probability at most rate
+// (decision.Calibration.Threshold).
+//
+// visits is the number of photos, unless the calibration's impostor model
+// is of the visit's highest logit (aggregate max): it is then fitted on a
+// stranger shown in up to MaxFrames different photos (LFW photos are its
+// looks), and the highest logit of up to MaxFrames photos of a request
+// against one enrolled person is one such visit, so visits =
+// ⌈photos / MaxFrames⌉, a lower threshold for requests of several photos
+// at the same rate. A model of the quality-weighted mean (the shipped
+// calibration, aggregate "") bounds one look but not the highest of
+// several, so each photo counts.
 func (r enrollRule) duplicateThreshold(key string, others, photos int) (float64, error) {
-	return r.fusion.cal.Threshold(key, max(others, 1)*max(photos, 1), r.dupRate)
+	looks := 1
+	if v, ok := r.fusion.cal.Visits[key]; ok && v.Aggregate == decision.Max && v.MaxFrames > 1 {
+		looks = v.MaxFrames
+	}
+	visits := (max(photos, 1) + looks - 1) / looks
+	return r.fusion.cal.Threshold(key, max(others, 1)*visits, r.dupRate)
 }
 
 // pairThreshold is the fused-logit threshold of one conflict comparison

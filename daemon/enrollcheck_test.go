@@ -64,11 +64,27 @@ func TestDuplicateThresholdRisesWithGallerySize(t *testing.T) {
 			t.Logf("%s: N=%d threshold %.3f", key, n, th)
 			prev = th
 		}
+		// Each photo is a comparison with the shipped calibration (a model
+		// of the mean of a visit's looks); with a model of the visit's
+		// highest logit, up to MaxFrames photos are one visit.
 		one, _ := r.duplicateThreshold(key, 1000, 1)
 		three, _ := r.duplicateThreshold(key, 1000, 3)
-		if !(three > one) {
-			t.Errorf("%s: 3 photos %.3f not above 1 photo %.3f at N=1000", key, three, one)
+		n3000, _ := r.duplicateThreshold(key, 3000, 1)
+		if v := r.fusion.cal.Visits[key]; v.Aggregate == decision.Max || three != n3000 || !(three > one) {
+			t.Errorf("%s (aggregate %q): at N=1000, 1 photo %.3f, 3 photos %.3f (want N=3000's %.3f)", key, v.Aggregate, one, three, n3000)
 		}
+		v := r.fusion.cal.Visits[key]
+		v.Aggregate = decision.Max
+		r.fusion.cal.Visits[key] = v
+		maxOne, _ := r.duplicateThreshold(key, 1000, 1)
+		maxThree, _ := r.duplicateThreshold(key, 1000, 3)
+		maxFour, _ := r.duplicateThreshold(key, 1000, 4)
+		maxN2000, _ := r.duplicateThreshold(key, 2000, 1)
+		if v.MaxFrames != 3 || maxThree != maxOne || maxFour != maxN2000 || maxOne != one {
+			t.Errorf("%s, aggregate max: at N=1000, 1 photo %.3f, 3 photos %.3f, 4 photos %.3f (want N=2000's %.3f)", key, maxOne, maxThree, maxFour, maxN2000)
+		}
+		v.Aggregate = ""
+		r.fusion.cal.Visits[key] = v
 		loose := r
 		loose.dupRate = 0.1
 		if l, _ := loose.duplicateThreshold(key, 1000, 1); !(l < one) {

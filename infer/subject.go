@@ -130,9 +130,8 @@ func SelectSubject(faces []Face, w, h int, choice SubjectChoice) (SubjectSelecti
 		if len(sel.Faces) > 1 && sel.Prominence[1] >= AmbiguousRatio*sel.Prominence[0] {
 			return sel, fmt.Errorf("%w: %d faces found, the second %.0f %% as prominent as the first", ErrAmbiguous, len(sel.Faces), 100*sel.Prominence[1]/math.Max(sel.Prominence[0], 1e-9))
 		}
-		if i := surer(sel.Faces); i > 0 {
-			return sel, fmt.Errorf("%w: face %d is at least %.0f %% the size of the most prominent face and the detector is surer of it (%.2f against %.2f)",
-				ErrAmbiguous, i, 100*AmbiguousRatio, sel.Faces[i].Score, sel.Faces[0].Score)
+		if i, why := rival(sel.Faces); i > 0 {
+			return sel, fmt.Errorf("%w: %s", ErrAmbiguous, why)
 		}
 		if offCentre(sel.Faces[0], w) {
 			f := sel.Faces[0]
@@ -145,20 +144,47 @@ func SelectSubject(faces []Face, w, h int, choice SubjectChoice) (SubjectSelecti
 	return sel, nil
 }
 
-// surer is the index of the first face, after the most prominent one, at
-// least AmbiguousRatio of its area with a higher detection score, or -1.
-// Position makes a face prominent, but a doubtful detection near the
-// centre (a face half cut by the photo's edge, a pattern where two
-// pictures meet) must not outrank a clear face of the same size beside
-// it: whose photo it is, a person decides.
-func surer(faces []*Face) int {
+// rival is the index of the first face, after the most prominent one,
+// that makes the photo ambiguous whatever its position, with why, or -1:
+//   - a face surely detected (score ≥ SureScore) at least AmbiguousRatio
+//     of the most prominent face's area when the detector doubts that one:
+//     position makes a face prominent, but a doubtful detection near the
+//     centre (a face half cut by the photo's edge, a pattern where two
+//     pictures meet) must not outrank a clear face of similar size;
+//   - a face surely detected and at least SameSize of its area: a group
+//     photo of people of one size is nobody's portrait, whoever stands in
+//     the middle.
+//
+// Whose photo it is, a person then decides.
+func rival(faces []*Face) (int, string) {
+	s := faces[0]
 	for i := 1; i < len(faces); i++ {
-		if faces[i].Box.Area() >= AmbiguousRatio*faces[0].Box.Area() && faces[i].Score > faces[0].Score {
-			return i
+		f := faces[i]
+		if f.Score < SureScore {
+			continue
+		}
+		switch ratio := f.Box.Area() / math.Max(s.Box.Area(), 1e-9); {
+		case ratio >= SameSize:
+			return i, fmt.Sprintf("face %d is as large as the most prominent face (%.0f %% of its area)", i, 100*ratio)
+		case ratio >= AmbiguousRatio && s.Score < SureScore:
+			return i, fmt.Sprintf("face %d is %.0f %% the size of the most prominent face, which the detector doubts (score %.2f), and is surely a face (%.2f)",
+				i, 100*ratio, s.Score, f.Score)
 		}
 	}
-	return -1
+	return -1, ""
 }
+
+// SameSize is the area ratio from which two surely detected faces are
+// of one size (about 90 % of the side).
+const SameSize = 0.8
+
+// SureScore is the detection score from which a face counts as surely
+// detected: the detector-confidence level from which an enrollment photo
+// is accepted without a warning (quality.DefaultEnrollmentLimits'
+// AcceptDetScore). On LFW photos templates from faces detected below it
+// match their person's other photos markedly less often
+// (docs/enrollment.md).
+const SureScore = 0.88
 
 // offCentre says whether f's box, mirrored left-right through the centre
 // of an image w pixels wide, misses the box itself: the mirrored position

@@ -52,6 +52,11 @@ func TestSelectSubject(t *testing.T) {
 		// does not matter.
 		{"a surer face as big beside the subject", []Face{scored(box(0, 60, 100, 170), 0.93), scored(box(90, 70, 190, 180), 0.6)}, Auto, Face{}, ErrAmbiguous},
 		{"a surer face, small, in the background", []Face{scored(box(0, 0, 50, 50), 0.99), scored(centred, 0.8)}, Auto, centred, nil},
+		{"a surer face, smaller, beside a sure subject", []Face{scored(box(0, 80, 80, 160), 0.97), scored(box(90, 70, 190, 180), 0.9)}, Auto, box(90, 70, 190, 180), nil},
+		// A group of people of one size: the one in the middle is not
+		// the photo's subject.
+		{"a group, the middle one most prominent", []Face{scored(box(0, 100, 60, 160), 0.95), scored(box(95, 95, 155, 155), 0.95), scored(box(190, 100, 250, 160), 0.95)}, Auto, Face{}, ErrAmbiguous},
+		{"a group of one size, the others doubtful", []Face{scored(box(0, 100, 60, 160), 0.7), scored(box(95, 95, 155, 155), 0.95), scored(box(190, 100, 250, 160), 0.7)}, Auto, box(95, 95, 155, 155), nil},
 		{"one face, high in the photo", []Face{box(80, 0, 170, 90)}, Auto, box(80, 0, 170, 90), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
