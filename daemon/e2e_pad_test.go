@@ -68,7 +68,7 @@ func TestE2EPADSamples(t *testing.T) {
 		t.Fatalf("the live sample was not granted; events %+v", g.eventsSnapshot())
 	}
 	if p := e.PAD; p == nil || p.Method != "passive" || p.Decision != mqtt.PADBonaFide || p.Score == nil || p.Threshold == nil ||
-		*p.Threshold != 0.735 || *p.Score < *p.Threshold || p.Frames < 1 {
+		*p.Threshold != shippedPADThreshold(t) || *p.Score < *p.Threshold || p.Frames < 1 {
 		t.Fatalf("live grant's pad %+v", e.PAD)
 	}
 	t.Logf("live (T1): granted, median p_real %.3f over %d frames", *e.PAD.Score, e.PAD.Frames)
@@ -138,6 +138,7 @@ func TestE2EPADClaim(t *testing.T) {
 			c.MinSharpness, c.MaxYaw, c.MaxPitch, c.MaxRoll = 1, 90, 90, 90 // as in TestE2EPADSamples
 			c.Source = cam
 			c.Mode = "1:1"
+			c.ClaimTimeout = 30 * time.Second // a loaded machine may analyse few frames in the default 10 s
 			c.PADMethod, c.PADBPCER = PADPassive, 0.05
 			c.PADCalibration = filepath.Join("..", "models", "calibration", PADCalibrationFile)
 		}), b
@@ -148,7 +149,7 @@ func TestE2EPADClaim(t *testing.T) {
 		t.Fatalf("enroll: %+v", rep)
 	}
 	id := g.claim("person")
-	e, ok := g.waitEvent(30*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
+	e, ok := g.waitEvent(45*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
 	g.stop()
 	if p := e.PAD; !ok || e.Decision != mqtt.DecisionPresentationAttack || e.Mode != mqtt.ModeVerify || e.Reason != "pad_passive" ||
 		e.Subject == nil || e.Subject.ID != "person" || p == nil || p.Decision != mqtt.PADAttack || p.Score == nil || p.Threshold == nil || *p.Score >= *p.Threshold {
@@ -158,10 +159,25 @@ func TestE2EPADClaim(t *testing.T) {
 
 	g, _ = gateOn("T1")
 	id = g.claim("person")
-	e, ok = g.waitEvent(30*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
+	e, ok = g.waitEvent(45*time.Second, func(e mqtt.Event) bool { return e.ClaimID == id })
 	g.stop()
 	if p := e.PAD; !ok || e.Decision != mqtt.DecisionGranted || e.Mode != mqtt.ModeVerify || p == nil || p.Decision != mqtt.PADBonaFide || p.Score == nil || *p.Score < *p.Threshold {
 		t.Fatalf("claim before the live sample: %+v pad %+v (found %v)", e, e.PAD, ok)
 	}
 	t.Logf("claim, live (T1): granted, median p_real %.3f over %d frames", *e.PAD.Score, e.PAD.Frames)
+}
+
+// shippedPADThreshold is the p_real threshold models/calibration/pad.json
+// ships for BPCER 5 %.
+func shippedPADThreshold(t *testing.T) float64 {
+	t.Helper()
+	cal, err := LoadPADCalibration(filepath.Join("..", "models", "calibration", PADCalibrationFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := cal.Threshold(0.05, []string{"minifasnet-v2", "minifasnet-v1se"}, "blazeface-short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return th.PReal
 }
