@@ -1,3 +1,5 @@
+//go:build measure
+
 package daemon
 
 import (
@@ -18,7 +20,7 @@ import (
 // measurement rather than a check of CI: about 3,000 LFW photos embedded
 // by both towers, some 3 minutes on 2 cores. Run it with
 //
-//	FACEGATE_MEASURE_ENROLL=1 go test ./daemon/ -run TestEnrollDuplicateMissRateThousand -v -timeout 30m
+//	go test -tags measure ./daemon/ -run TestEnrollDuplicateMissRateThousand -v -timeout 30m
 //
 // The gallery is the first photo of every LFW person with two photos or
 // more, topped up to 1,000 with people who have one. Then, at N = 1,000:
@@ -31,9 +33,6 @@ import (
 // the same scores (the fused logit of the best other person, every tower,
 // every template), beside the old single-tower check at FMR 1e-3.
 func TestEnrollDuplicateMissRateThousand(t *testing.T) {
-	if os.Getenv("FACEGATE_MEASURE_ENROLL") != "1" {
-		t.Skip("a measurement of a few minutes: set FACEGATE_MEASURE_ENROLL=1 (docs/enrollment.md)")
-	}
 	const n = 1000
 	e, r := realEnrollment(t)
 	g := testGallery(t, e.Towers)
