@@ -14,6 +14,8 @@ import (
 	"github.com/facegate/facegate/daemon/metrics"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/detect"
+	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/manifest"
 	"github.com/facegate/facegate/infer/quality"
 	"github.com/facegate/facegate/pad/challenge"
@@ -286,6 +288,11 @@ func (s *Service) openPAD() error {
 		if s.pad, s.padClose, err = infer.OpenPAD(dirs, opts, infer.PADConfig{Detector: s.det.Manifest().Name}); err != nil {
 			return fmt.Errorf("FACEGATE_PAD_MODELS: %w", err)
 		}
+		start := time.Now()
+		if err := warmPAD(s.pad); err != nil {
+			return fmt.Errorf("FACEGATE_PAD_MODELS: %w", err)
+		}
+		s.log.Debug("pad models warmed", "duration", time.Since(start))
 	}
 	if c.Challenge() {
 		is, err := challenge.NewIssuer(pol.Challenge, nil)
@@ -297,6 +304,21 @@ func (s *Service) openPAD() error {
 	s.padPol = pol
 	s.log.Info("presentation-attack detection", "method", pol.Method, "models", strings.Join(c.PADModels, ","),
 		"p_real_threshold", pol.Threshold, "target_bpcer", pol.BPCER, "mirrored", c.PADMirrored)
+	return nil
+}
+
+// warmPAD runs the PAD models once on a grey frame before the gate
+// serves: TensorFlow's first run of a graph prepares it (1-5 s on 2 loaded
+// cores, docs/benchmarks.md "PAD per visit"), which would otherwise land
+// on the first visit's grant.
+func warmPAD(p PADScorer) error {
+	img := imageio.NewRGB(160, 160)
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	if _, err := p.Score(img, detect.Box{X0: 50, Y0: 40, X1: 110, Y1: 120}); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	return nil
 }
 

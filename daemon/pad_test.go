@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -8,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/detect"
+	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/quality"
 	"github.com/facegate/facegate/pad/challenge"
 )
@@ -361,5 +365,22 @@ func TestPADEventField(t *testing.T) {
 	ev = PADEvent(&PADReport{Method: PADChallenge, Score: math.NaN(), Passed: true})
 	if ev.Score != nil || ev.Threshold != nil || ev.Decision != "bona_fide" {
 		t.Fatalf("challenge only: %+v", ev)
+	}
+}
+
+type countingPAD struct{ calls int }
+
+func (c *countingPAD) Score(img *imageio.RGB, box detect.Box) (infer.PADResult, error) {
+	c.calls++
+	if err := img.Check(); err != nil || box.W() <= 0 || box.X1 > float64(img.W) || box.Y1 > float64(img.H) {
+		return infer.PADResult{}, errors.New("bad warm-up input")
+	}
+	return infer.PADResult{PReal: 0.5}, nil
+}
+
+func TestWarmPAD(t *testing.T) {
+	var c countingPAD
+	if err := warmPAD(&c); err != nil || c.calls != 1 {
+		t.Fatalf("warm-up: %v, %d calls", err, c.calls)
 	}
 }
