@@ -44,5 +44,11 @@ func TestCommittedCalibration(t *testing.T) {
 		if c.Visits[key].Margin <= 0 || c.Visits[key].MaxFrames < 1 {
 			t.Errorf("%s: margin %v, max frames %d", key, c.Visits[key].Margin, c.Visits[key].MaxFrames)
 		}
+		// The daemon continues a visit's look budget across jumps of the
+		// face; only the max aggregate makes that chain the calibrated
+		// statistic (docs/decision.md).
+		if c.Visits[key].Aggregate != Max {
+			t.Errorf("%s: aggregate %q, the daemon's rule is calibrated for %q", key, c.Visits[key].Aggregate, Max)
+		}
 	}
 }

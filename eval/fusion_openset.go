@@ -99,7 +99,12 @@ type openCtx struct {
 	marginQ  float64
 	logCfg   func(string, ...any)
 	calTrgtN int
+	agg      decision.Aggregate
 }
+
+// visitAggregate is how the daemon combines a visit's looks; the visit
+// model is fitted, and the rule evaluated, with it (docs/decision.md).
+var visitAggregate = decision.Max
 
 func (o *openCtx) logit(key, img, id int) float64 {
 	return o.fit.logit(key, func(t int) float64 { return float64(o.raw[t][img*o.nIDs+id]) })
@@ -108,7 +113,7 @@ func (o *openCtx) logit(key, img, id int) float64 {
 // run feeds a visit's frames against the gallery ids to the decision
 // package's Evidence and returns the look after each frame.
 func (o *openCtx) run(key int, frames []int, gallery []int) ([]decision.Look, error) {
-	var e decision.Evidence
+	e := decision.Evidence{Agg: o.agg}
 	looks := make([]decision.Look, 0, len(frames))
 	cands := make([]decision.Candidate, len(gallery))
 	for _, img := range frames {
@@ -158,7 +163,7 @@ func (o *openCtx) calibrate(key int, ids []int, rng *rand.Rand) (decision.VisitM
 		}
 		for range 3 {
 			frames := pick(rng, imgs, -1, o.frames)
-			var e decision.Evidence
+			e := decision.Evidence{Agg: o.agg}
 			peak := make([]float64, len(others))
 			for i := range peak {
 				peak[i] = math.Inf(-1)
@@ -183,10 +188,11 @@ func (o *openCtx) calibrate(key int, ids []int, rng *rand.Rand) (decision.VisitM
 	if err != nil {
 		return v, 0, err
 	}
+	v.Aggregate = o.agg
 	// Margin: the margins of correct grants at the threshold for N = 1,000
 	// and FPIR 1e-3; the margin may cost MarginCost of them.
 	th := v.Quantile(decision.PerIdentity(o.calTrgtN, 1e-3))
-	rule := decision.Rule{Threshold: th, MaxFrames: o.frames}
+	rule := decision.Rule{Threshold: th, MaxFrames: o.frames, Aggregate: o.agg}
 	var margins []float64
 	wrong := 0
 	for _, p := range ids {
@@ -226,7 +232,7 @@ func half(name string) int {
 // identities.
 func (c FusionConfig) openSet(ctx context.Context, d *fusionData, fit *fusionFit) ([]OpenSetResult, *decision.Calibration, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 2))
-	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes)}
+	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes), agg: visitAggregate}
 	o.tmpl = make([]int, o.nIDs)
 	for id, imgs := range d.byID {
 		o.tmpl[id] = imgs[rng.IntN(len(imgs))]
@@ -383,7 +389,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		var rules [2]decision.Rule
 		var th []float64
 		for f, m := range models {
-			rules[f] = decision.Rule{Threshold: m.Quantile(decision.PerIdentity(n, t)), Margin: m.Margin, MaxFrames: m.MaxFrames}
+			rules[f] = decision.Rule{Threshold: m.Quantile(decision.PerIdentity(n, t)), Margin: m.Margin, MaxFrames: m.MaxFrames, Aggregate: m.Aggregate}
 			th = append(th, rules[f].Threshold)
 		}
 		_, _, p := rates(rules)
@@ -417,7 +423,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 	for _, th := range grid {
 		var rules [2]decision.Rule
 		for f, m := range models {
-			rules[f] = decision.Rule{Threshold: th, Margin: m.Margin, MaxFrames: m.MaxFrames}
+			rules[f] = decision.Rule{Threshold: th, Margin: m.Margin, MaxFrames: m.MaxFrames, Aggregate: m.Aggregate}
 		}
 		fpir, fnir, _ := rates(rules) // pairs dropped: only the calibrated points keep them
 		res.DET = append(res.DET, DETPoint{Threshold: th, FPIR: fpir, FNIR: fnir})

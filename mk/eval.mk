@@ -54,7 +54,9 @@ head: | $(EVAL_OUT)
 FUSION_TOWERS ?= dlib=dlib-resnet-v1,sface=sface-2021dec
 FUSION_FLAGS  = eval -fusion -detector $(EVAL_DET) -towers $(FUSION_TOWERS) -root $(EVAL_DATA)/faces \
   -lfw-pairs $(EVAL_DATA)/pairs-lfw-folds1-5.tsv -extra-pairs $(EVAL_DATA)/pairs-extra.tsv \
-  -aliases $(EVAL_DATA)/aliases.tsv -cache-dir $(EVAL_OUT) -out-dir $(EVAL_OUT)
+  -aliases $(EVAL_DATA)/aliases.tsv -cache-dir $(EVAL_OUT) -out-dir $(EVAL_OUT) -max-frames $(DECISION_LOOKS)
+# The look budget of a visit (docs/decision.md): the daemon reads it from the calibration.
+DECISION_LOOKS ?= 5
 
 .PHONY: accuracy-fusion calibrate-decision
 
