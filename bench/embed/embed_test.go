@@ -104,3 +104,37 @@ func TestEmbedConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSignaturesSmoke: the bench runs each model's own signature as its
+// manifest names it, not only "embed": the detector's "detect" (two
+// outputs) and PAD's "classify", on both sides with the same outputs
+// (issue 17). Under CI the models and the venv must be there.
+func TestSignaturesSmoke(t *testing.T) {
+	py := benchPython(t)
+	if py == "" {
+		t.Skip("no venv Python (make deps)")
+	}
+	models := []string{infer.TestModelDir(t, "blazeface-short"), infer.TestModelDir(t, "minifasnet-v2")}
+	cfg := Config{Models: models, Batches: []int{2}, Iters: 1, Rounds: 1, Warmup: 0, Threads: 1, Inter: 1,
+		Python: true, PythonBin: py, PythonScript: filepath.Join("..", "python_tf.py"),
+		Build: bench.Build{Facegate: "test", TensorFlow: "tf"}}
+	var out bytes.Buffer
+	rep, err := cfg.Run(context.Background(), &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := []struct{ name, sig string }{{"blazeface-short", "detect"}, {"minifasnet-v2", "classify"}}
+	if len(rep.Models) != len(want) {
+		t.Fatalf("%d models in the report", len(rep.Models))
+	}
+	for i, w := range want {
+		m := rep.Models[i]
+		if m.Name != w.name || m.Signature != w.sig || len(m.Batches) != 1 {
+			t.Fatalf("model %d: %s signature %q, %d batches; want %s %q", i, m.Name, m.Signature, len(m.Batches), w.name, w.sig)
+		}
+		b := m.Batches[0]
+		if b.Py == nil || b.MaxAbsDiff == nil || *b.MaxAbsDiff > 1e-4 {
+			t.Errorf("%s: Go and Python outputs differ by %v", m.Name, b.MaxAbsDiff)
+		}
+	}
+}
