@@ -1,7 +1,9 @@
 """Python TensorFlow side of `facegate bench -python`.
 
 Loads one SavedModel with ``tf.saved_model.load`` and runs one of its
-signatures on inputs that facegate writes to a file, so Go (the TF C API
+signatures (the one its manifest names: ``embed`` for the embedders,
+``detect`` for the detector, ``classify`` for the PAD models; every output
+is fetched) on inputs that facegate writes to a file, so Go (the TF C API
 through graft) and Python (TF's own Python API) run the same graph on the same
 bytes with the same thread counts, in the same run.
 
