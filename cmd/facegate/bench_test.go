@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/facegate/facegate/bench/embed"
 	"github.com/facegate/facegate/bench/matching"
+	"github.com/facegate/facegate/infer"
 )
 
 // The benchmarks are tested in their packages under bench/; these tests
@@ -58,6 +61,37 @@ func TestBenchUsage(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), append([]string{"bench"}, args...), &stdout, &stderr); err != errUsage {
 			t.Errorf("bench %v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestBenchFreshInputs: -fresh-inputs reaches the Go side's session options
+// and the report says which input path ran (issue 17).
+func TestBenchFreshInputs(t *testing.T) {
+	model := infer.TestModelDir(t, "test-tiny")
+	for _, fresh := range []bool{false, true} {
+		out := filepath.Join(t.TempDir(), "bench.json")
+		args := []string{"bench", "-model", model, "-batch", "1", "-iters", "1", "-rounds", "1", "-threads", "1", "-json", out}
+		if fresh {
+			args = append(args, "-fresh-inputs")
+		}
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+			t.Fatalf("facegate %v: %v\n%s", args, err, stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep embed.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Settings.FreshInputs != fresh || len(rep.Models) != 1 || len(rep.Models[0].Batches) != 1 {
+			t.Fatalf("-fresh-inputs %v: settings %+v, %d models", fresh, rep.Settings, len(rep.Models))
+		}
+		if want := fmt.Sprintf("fresh input tensors %v", fresh); !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }
