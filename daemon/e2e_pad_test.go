@@ -50,6 +50,11 @@ func TestE2EPADSamples(t *testing.T) {
 			// Opened wide, their identity reaches PAD.
 			c.MinSharpness, c.MaxYaw, c.MaxPitch, c.MaxRoll = 1, 90, 90, 90
 			c.Source = cam
+			// The poster and screen show the person turned and soft: at the
+			// default FPIR 1e-3 their identity may not clear (an unknown,
+			// which says nothing of PAD). A looser identity rule lets it
+			// clear so that PAD, the subject of this test, decides.
+			c.TargetFPIR = 0.05
 			c.PADMethod, c.PADBPCER = PADPassive, 0.05
 			c.PADCalibration = filepath.Join("..", "models", "calibration", PADCalibrationFile)
 		}), b
