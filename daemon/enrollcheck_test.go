@@ -52,6 +52,12 @@ func shippedEnrollRule(t *testing.T) enrollRule {
 func TestDuplicateThresholdRisesWithGallerySize(t *testing.T) {
 	r := shippedEnrollRule(t)
 	for _, key := range []string{"dlib+sface", "dlib", "sface"} {
+		// The cases below are of a 3-look model, first of the mean, then
+		// of the max, whatever the shipped calibration's aggregate and
+		// budget (the tail, hence each threshold, stays the shipped one).
+		v0 := r.fusion.cal.Visits[key]
+		v0.Aggregate, v0.MaxFrames = decision.Mean, 3
+		r.fusion.cal.Visits[key] = v0
 		prev := math.Inf(-1)
 		for _, n := range []int{1, 10, 100, 1000, 10000, 100000} {
 			th, err := r.duplicateThreshold(key, n, 1)
