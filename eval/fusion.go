@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +38,11 @@ type FusionConfig struct {
 	LFW, Extra []Pair
 	// Aliases are identity folders that show the same person.
 	Aliases [][2]string
+	// Errata correct label errors of the data (eval/lfw-errata.tsv) when
+	// identities are read: the open-set visits and galleries and every
+	// cross-identity pair of a fold see the corrected identities; the
+	// official LFW pairs keep their published labels.
+	Errata *Errata
 	// OutDir gets fusion.json, fusion.txt, fusion-det.svg.
 	OutDir string
 	// DecisionOut, when set, gets the calibration (decision.json).
@@ -49,8 +55,11 @@ type FusionConfig struct {
 	Targets     []float64
 	Seed        uint64
 	// TailExceed is where the visit model's exponential tail starts
-	// (default 1e-3).
+	// (default 1e-3; `make calibrate-decision` uses 1e-4).
 	TailExceed float64
+	// Aggregate is how a visit's looks combine (default max, the
+	// daemon's rule; mean only to compare, offline).
+	Aggregate decision.Aggregate
 	// MarginCost is the share of correct grants the margin may cost on the
 	// calibration people (default 0.01).
 	MarginCost float64
@@ -89,6 +98,12 @@ func (c *FusionConfig) defaults() error {
 	}
 	if c.TailExceed == 0 {
 		c.TailExceed = 1e-3
+	}
+	if c.Aggregate == "" {
+		c.Aggregate = visitAggregate
+	}
+	if !c.Aggregate.Valid() {
+		return fmt.Errorf("fusion: aggregate %q is not mean or max", c.Aggregate)
 	}
 	if c.MarginCost == 0 {
 		c.MarginCost = 0.01
@@ -132,14 +147,15 @@ type fusionData struct {
 	towers []TowerEmbeddings
 	imgs   []string
 	index  map[string]int
-	ident  []int
+	ident  []int    // -1: dropped by the errata (kept for the official pairs only)
 	names  []string // canonical identity names
 	byID   [][]int
 	vec    [][][]float32 // [tower][image]
 	fta    int           // images some tower did not acquire
+	drop   int           // images dropped by the errata
 }
 
-func newFusionData(towers []TowerEmbeddings, aliases [][2]string) (*fusionData, error) {
+func newFusionData(towers []TowerEmbeddings, aliases [][2]string, errata *Errata) (*fusionData, error) {
 	canon := map[string]string{}
 	var find func(string) string
 	find = func(s string) string {
@@ -149,6 +165,9 @@ func newFusionData(towers []TowerEmbeddings, aliases [][2]string) (*fusionData, 
 			return r
 		}
 		return s
+	}
+	if errata != nil {
+		aliases = append(slices.Clip(aliases), errata.Same...)
 	}
 	for _, a := range aliases {
 		ra, rb := find(a[0]), find(a[1])
@@ -164,6 +183,9 @@ func newFusionData(towers []TowerEmbeddings, aliases [][2]string) (*fusionData, 
 		all = append(all, im)
 	}
 	sort.Strings(all)
+	if err := errata.check(all); err != nil {
+		return nil, err
+	}
 	d := &fusionData{towers: towers, index: map[string]int{}, vec: make([][][]float32, len(towers))}
 	idOf := map[string]int{}
 	for _, im := range all {
@@ -177,8 +199,19 @@ func newFusionData(towers []TowerEmbeddings, aliases [][2]string) (*fusionData, 
 			continue
 		}
 		_, id := identityOf(im)
+		var drop bool
+		if errata != nil {
+			if to, ok := errata.Relabel[im]; ok {
+				id = to
+			}
+			drop = errata.Drop[im]
+		}
 		id = find(id)
 		k, seen := idOf[id]
+		if drop {
+			k, seen = -1, true
+			d.drop++
+		}
 		if !seen {
 			k = len(d.names)
 			idOf[id] = k
@@ -189,7 +222,9 @@ func newFusionData(towers []TowerEmbeddings, aliases [][2]string) (*fusionData, 
 		d.index[im] = i
 		d.imgs = append(d.imgs, im)
 		d.ident = append(d.ident, k)
-		d.byID[k] = append(d.byID[k], i)
+		if k >= 0 {
+			d.byID[k] = append(d.byID[k], i)
+		}
 		for t, tw := range towers {
 			v := tw.Embeddings[im].Vector
 			if tw.Metric == KindCosine {
@@ -274,7 +309,7 @@ func (c FusionConfig) Run(ctx context.Context) (*FusionReport, error) {
 		return nil, err
 	}
 	start := time.Now()
-	d, err := newFusionData(c.Towers, c.Aliases)
+	d, err := newFusionData(c.Towers, c.Aliases, c.Errata)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +317,7 @@ func (c FusionConfig) Run(ctx context.Context) (*FusionReport, error) {
 	for _, t := range c.Towers {
 		rep.Towers = append(rep.Towers, t.Label)
 	}
-	c.Log("fusion: %d images acquired by every tower (%d not), %d identities", len(d.imgs), d.fta, len(d.names))
+	c.Log("fusion: %d images acquired by every tower (%d not, %d dropped by the errata), %d identities", len(d.imgs), d.fta, d.drop, len(d.names))
 	ver, final, err := c.verification(ctx, d)
 	if err != nil {
 		return nil, err

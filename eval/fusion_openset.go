@@ -232,7 +232,7 @@ func half(name string) int {
 // identities.
 func (c FusionConfig) openSet(ctx context.Context, d *fusionData, fit *fusionFit) ([]OpenSetResult, *decision.Calibration, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 2))
-	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes), agg: visitAggregate}
+	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes), agg: c.Aggregate}
 	o.tmpl = make([]int, o.nIDs)
 	for id, imgs := range d.byID {
 		o.tmpl[id] = imgs[rng.IntN(len(imgs))]

@@ -109,6 +109,9 @@ func (c FusionConfig) verification(ctx context.Context, d *fusionData) ([]Fusion
 		var g, m []labelled
 		for x, a := range imgs {
 			for _, b := range imgs[x+1:] {
+				if d.ident[a] < 0 || d.ident[b] < 0 {
+					continue // dropped by the errata
+				}
 				if d.ident[a] == d.ident[b] {
 					g = append(g, labelled{a, b, true})
 				} else {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/facegate/facegate/decision"
 	"github.com/facegate/facegate/eval"
 	"github.com/facegate/facegate/eval/pipeline"
 )
@@ -24,6 +25,9 @@ type fusionFlags struct {
 	lfw       string
 	extra     string
 	aliases   string
+	errata    string
+	tail      float64
+	aggregate string
 	outDir    string
 	decision  string
 	command   string
@@ -38,6 +42,9 @@ func (f *fusionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.lfw, "lfw-pairs", "", "with -fusion: LFW pairs file (folds 1-5), paths relative to -root")
 	fs.StringVar(&f.extra, "extra-pairs", "", "with -fusion: extra pairs file (added to the head's training folds), paths relative to -root")
 	fs.StringVar(&f.aliases, "aliases", "", "with -fusion: aliases.tsv (identity pairs that are the same person)")
+	fs.StringVar(&f.errata, "errata", "", "with -fusion: errata file (eval/lfw-errata.tsv): label errors of the data corrected when identities are read")
+	fs.Float64Var(&f.tail, "tail-exceed", 1e-3, "with -fusion: exceedance where the visit model's exponential tail starts")
+	fs.StringVar(&f.aggregate, "aggregate", "max", "with -fusion: how a visit's looks combine, max (the daemon's rule) or mean (offline comparison)")
 	fs.StringVar(&f.outDir, "out-dir", filepath.Join("build", "eval"), "with -fusion: folder of the report (fusion.json, fusion.txt) and plots")
 	fs.StringVar(&f.decision, "decision-out", "", "with -fusion: write the decision calibration here (models/calibration/decision.json)")
 	fs.StringVar(&f.command, "provenance-command", "", "with -fusion: the command recorded in the calibration's provenance (default: this command line)")
@@ -53,6 +60,7 @@ func runFusion(ctx context.Context, f *fusionFlags, mf modelFlags, root string, 
 		return err
 	}
 	cfg := eval.FusionConfig{Root: root, OutDir: f.outDir, DecisionOut: f.decision, Trials: f.trials, MaxFrames: f.maxFrames, Command: f.command,
+		TailExceed: f.tail, Aggregate: decision.Aggregate(f.aggregate),
 		Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
 	if cfg.Command == "" {
 		cfg.Command = "facegate eval " + strings.Join(args, " ")
@@ -87,6 +95,11 @@ func runFusion(ctx context.Context, f *fusionFlags, mf modelFlags, root string, 
 	}
 	if f.aliases != "" {
 		if cfg.Aliases, err = eval.ReadAliases(f.aliases); err != nil {
+			return err
+		}
+	}
+	if f.errata != "" {
+		if cfg.Errata, err = eval.ReadErrata(f.errata); err != nil {
 			return err
 		}
 	}
