@@ -54,9 +54,14 @@ head: | $(EVAL_OUT)
 FUSION_TOWERS ?= dlib=dlib-resnet-v1,sface=sface-2021dec
 FUSION_FLAGS  = eval -fusion -detector $(EVAL_DET) -towers $(FUSION_TOWERS) -root $(EVAL_DATA)/faces \
   -lfw-pairs $(EVAL_DATA)/pairs-lfw-folds1-5.tsv -extra-pairs $(EVAL_DATA)/pairs-extra.tsv \
-  -aliases $(EVAL_DATA)/aliases.tsv -cache-dir $(EVAL_OUT) -out-dir $(EVAL_OUT) -max-frames $(DECISION_LOOKS)
+  -aliases $(EVAL_DATA)/aliases.tsv -errata eval/lfw-errata.tsv -cache-dir $(EVAL_OUT) -out-dir $(EVAL_OUT) \
+  -max-frames $(DECISION_LOOKS) -tail-exceed $(DECISION_TAIL) -aggregate $(DECISION_AGG)
 # The look budget of a visit (docs/decision.md): the daemon reads it from the calibration.
 DECISION_LOOKS ?= 5
+# Where the visit model's exponential tail starts (exceedance; >= 50 samples beyond it).
+DECISION_TAIL ?= 1e-4
+# How a visit's looks combine: max is the daemon's rule; mean only to compare offline.
+DECISION_AGG ?= max
 
 .PHONY: accuracy-fusion calibrate-decision
 
