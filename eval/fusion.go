@@ -239,6 +239,14 @@ func newFusionData(towers []TowerEmbeddings, aliases [][2]string, errata *Errata
 	return d, nil
 }
 
+// errataNote is ", N errata applied" for the provenance, or "".
+func errataNote(e *Errata) string {
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprintf(", %d errata applied", len(e.Same)+len(e.Relabel)+len(e.Drop))
+}
+
 func normalized(v []float32) []float32 {
 	var s float64
 	for _, x := range v {
@@ -332,7 +340,8 @@ func (c FusionConfig) Run(ctx context.Context) (*FusionReport, error) {
 	rep.Elapsed = time.Since(start).Round(time.Second).String()
 	if c.DecisionOut != "" {
 		cal.Provenance = decision.Provenance{Data: c.Dataset, Command: c.Command, Date: start.UTC().Format("2006-01-02"),
-			Notes: fmt.Sprintf("%d images, %d identities; heads fitted on all LFW folds 1-5 and the extra pairs; visit models on every identity's non-mated visits of %d looks; figures in docs/accuracy.md", len(d.imgs), len(d.names), c.MaxFrames)}
+			Notes: fmt.Sprintf("%d images (%d dropped by the errata), %d identities (aliases merged%s); heads fitted on all LFW folds 1-5 and the extra pairs; visit models on every identity's non-mated visits of %d looks (%s), exponential tail from exceedance %g; figures in docs/accuracy.md",
+				len(d.imgs)-d.drop, d.drop, len(d.names), errataNote(c.Errata), c.MaxFrames, c.Aggregate, c.TailExceed)}
 		if err := cal.Save(c.DecisionOut); err != nil {
 			return nil, err
 		}
