@@ -28,6 +28,7 @@ type fusionFlags struct {
 	errata    string
 	tail      float64
 	aggregate string
+	seed      uint64
 	outDir    string
 	decision  string
 	command   string
@@ -45,6 +46,7 @@ func (f *fusionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.errata, "errata", "", "with -fusion: errata file (eval/lfw-errata.tsv): label errors of the data corrected when identities are read")
 	fs.Float64Var(&f.tail, "tail-exceed", 1e-3, "with -fusion: exceedance where the visit model's exponential tail starts")
 	fs.StringVar(&f.aggregate, "aggregate", "max", "with -fusion: how a visit's looks combine, max (the daemon's rule) or mean (offline comparison)")
+	fs.Uint64Var(&f.seed, "seed", 17, "with -fusion: seed of the galleries, visits and templates")
 	fs.StringVar(&f.outDir, "out-dir", filepath.Join("build", "eval"), "with -fusion: folder of the report (fusion.json, fusion.txt) and plots")
 	fs.StringVar(&f.decision, "decision-out", "", "with -fusion: write the decision calibration here (models/calibration/decision.json)")
 	fs.StringVar(&f.command, "provenance-command", "", "with -fusion: the command recorded in the calibration's provenance (default: this command line)")
@@ -60,7 +62,7 @@ func runFusion(ctx context.Context, f *fusionFlags, mf modelFlags, root string, 
 		return err
 	}
 	cfg := eval.FusionConfig{Root: root, OutDir: f.outDir, DecisionOut: f.decision, Trials: f.trials, MaxFrames: f.maxFrames, Command: f.command,
-		TailExceed: f.tail, Aggregate: decision.Aggregate(f.aggregate),
+		TailExceed: f.tail, Aggregate: decision.Aggregate(f.aggregate), Seed: f.seed,
 		Log: func(format string, a ...any) { slog.Info(fmt.Sprintf(format, a...)) }}
 	if cfg.Command == "" {
 		cfg.Command = "facegate eval " + strings.Join(args, " ")
