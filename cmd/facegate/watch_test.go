@@ -43,7 +43,10 @@ func TestWatchResubscribesAfterBrokerRestart(t *testing.T) {
 	var out lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- cmdWatch(ctx, []string{"-broker", "tcp://" + addr, "-device", "door7", "-count", "2"}, &out)
+		// A count well above what the test publishes: "before" is sent
+		// until watch has subscribed, so it may arrive more than once,
+		// and watch must still be running when "after" comes.
+		done <- cmdWatch(ctx, []string{"-broker", "tcp://" + addr, "-device", "door7", "-count", "1000"}, &out)
 	}()
 	topic := mqtt.NewTopics("facegate", "door7").Events
 	publish := func(payload string) {
