@@ -121,11 +121,7 @@ func NewDecider(cfg DeciderConfig) *Decider {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.PAD != nil && cfg.PAD.MinFrames <= 0 {
-		p := *cfg.PAD
-		p.MinFrames = DefaultPADMinFrames
-		cfg.PAD = &p
-	}
+	cfg.PAD = cfg.PAD.withDefaults()
 	return &Decider{cfg: cfg, lastGrant: map[string]time.Time{}}
 }
 

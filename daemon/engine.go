@@ -444,15 +444,8 @@ func (e *Engine) visitFrame(a analysed) (VisitFrame, *ScoredCandidate) {
 	if a.primary == nil {
 		return vf, nil
 	}
-	p := a.primary
-	vf.Face, vf.Box = true, [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
-	pts := make([][2]float64, len(p.Keypoints))
-	for i, k := range p.Keypoints {
-		pts[i] = [2]float64{k.X, k.Y}
-	}
-	if kp, err := quality.KeypointsFrom(pts, p.Names); err == nil {
-		vf.Keypoints, vf.HasKeypoints = kp, true
-	}
+	vf.Face = true
+	vf.Box, vf.Keypoints, vf.HasKeypoints = faceGeometry(a.primary)
 	if a.face == nil {
 		if !a.quality.OK {
 			vf.Rejected = a.quality.Failures // the visit's failure_to_acquire says why
@@ -637,4 +630,17 @@ func (s *slot[T]) take(ctx context.Context) (T, error) {
 			return zero, ctx.Err()
 		}
 	}
+}
+
+// faceGeometry is what the tracker and the challenge's yaw track need of a
+// detected face: its box and, when the detector's keypoints name the
+// points quality knows, those keypoints.
+func faceGeometry(p *infer.Face) (box [4]float64, kp quality.Keypoints, hasKP bool) {
+	box = [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
+	pts := make([][2]float64, len(p.Keypoints))
+	for i, k := range p.Keypoints {
+		pts[i] = [2]float64{k.X, k.Y}
+	}
+	kp, err := quality.KeypointsFrom(pts, p.Names)
+	return box, kp, err == nil
 }

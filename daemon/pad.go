@@ -17,7 +17,6 @@ import (
 	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/manifest"
-	"github.com/facegate/facegate/infer/quality"
 	"github.com/facegate/facegate/pad/challenge"
 )
 
@@ -179,6 +178,17 @@ type PADPolicy struct {
 // DefaultPADMinFrames is PADPolicy.MinFrames's default.
 const DefaultPADMinFrames = 5
 
+// withDefaults returns p with MinFrames defaulted (a copy when it changes;
+// nil stays nil).
+func (p *PADPolicy) withDefaults() *PADPolicy {
+	if p == nil || p.MinFrames > 0 {
+		return p
+	}
+	c := *p
+	c.MinFrames = DefaultPADMinFrames
+	return &c
+}
+
 func (p *PADPolicy) passive() bool {
 	return p != nil && (p.Method == PADPassive || p.Method == PADBoth)
 }
@@ -338,14 +348,8 @@ func (s *Service) publishChallenge(ch challenge.Challenge, visit uint64) {
 func (e *Engine) claimFrame(a analysed, obs *Observation) {
 	obs.PAD = math.NaN()
 	if p := a.primary; p != nil {
-		obs.Seen, obs.Box = true, [4]float64{p.Box.X0, p.Box.Y0, p.Box.X1, p.Box.Y1}
-		pts := make([][2]float64, len(p.Keypoints))
-		for i, k := range p.Keypoints {
-			pts[i] = [2]float64{k.X, k.Y}
-		}
-		if kp, err := quality.KeypointsFrom(pts, p.Names); err == nil {
-			obs.Keypoints, obs.HasKeypoints = kp, true
-		}
+		obs.Seen = true
+		obs.Box, obs.Keypoints, obs.HasKeypoints = faceGeometry(p)
 	}
 	if e.PAD == nil || !obs.Face || a.face == nil || !e.Decider.WantsPAD() {
 		return

@@ -169,11 +169,7 @@ func NewVisitDecider(cfg VisitDeciderConfig) *VisitDecider {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.PAD != nil && cfg.PAD.MinFrames <= 0 {
-		p := *cfg.PAD
-		p.MinFrames = DefaultPADMinFrames
-		cfg.PAD = &p
-	}
+	cfg.PAD = cfg.PAD.withDefaults()
 	return &VisitDecider{cfg: cfg, tr: NewVisitTracker(cfg.Visit), lastGrant: map[string]time.Time{}}
 }
 
