@@ -111,6 +111,11 @@ func TestReplication(t *testing.T) {
 		gates = append(gates, startGate(t, f, id, js, NewMemApplier(), 0))
 	}
 	pub := newPublisher(t, f, "a", pubJS)
+	// A consumer on a node the stream has just reached can take seconds
+	// to open on a loaded machine; latency is measured from then on.
+	for _, g := range gates {
+		waitFor(t, 30*time.Second, "gate "+g.id+" to consume", g.rep.Consuming)
+	}
 
 	var enrol, remove []time.Duration
 	publish := func(c *Change, into *[]time.Duration) {
@@ -120,7 +125,7 @@ func TestReplication(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, g := range gates[1:] {
-			waitFor(t, 5*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool { return g.applied() >= seq })
+			waitFor(t, 10*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool { return g.applied() >= seq })
 			at, _ := g.at(seq)
 			*into = append(*into, at.Sub(t0))
 		}
@@ -294,7 +299,7 @@ func TestCatchUpAndCrash(t *testing.T) {
 		return seq
 	}
 	seq := enrol(0, 10)
-	waitFor(t, 5*time.Second, "gate c to apply", func() bool { return gc.applied() >= seq })
+	waitFor(t, 20*time.Second, "gate c to apply", func() bool { return gc.applied() >= seq })
 	gc.stop()
 
 	enrol(10, 110)

@@ -87,7 +87,7 @@ func TestRefusedChanges(t *testing.T) {
 	good2 := f.change(t, "a", OpEnrol, "ok2", "Ok", 7, now)
 	last := raw(encode(good2, "a"), good2.ID)
 
-	waitFor(t, 5*time.Second, "gate b to see every message", func() bool { return g.applied() >= last })
+	waitFor(t, 20*time.Second, "gate b to see every message", func() bool { return g.applied() >= last })
 	if p := a.People(); len(p) != 2 || p["ok1"].Name != "Ok" || p["ok2"].Name != "Ok" {
 		t.Errorf("applied %v, want only ok1 and ok2", p)
 	}
@@ -164,7 +164,7 @@ func TestSeqVerifier(t *testing.T) {
 		}
 		last = ack.Sequence
 	}
-	waitFor(t, 5*time.Second, "gate a to see every change", func() bool { return g.applied() >= last })
+	waitFor(t, 20*time.Second, "gate a to see every change", func() bool { return g.applied() >= last })
 	if p := a.People(); len(p) != 2 || p["s3"].Name != "" {
 		t.Errorf("applied %v, want s1 and s2 only", p)
 	}

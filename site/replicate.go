@@ -46,7 +46,9 @@ type Replicator struct {
 	cfg     ReplicatorConfig
 	logger  *slog.Logger
 	applied atomic.Uint64
-	status  chan uint64
+	// consuming is true while a consumer on the gallery stream is open.
+	consuming atomic.Bool
+	status    chan uint64
 }
 
 // NewReplicator checks cfg.
@@ -78,6 +80,10 @@ func NewReplicator(cfg ReplicatorConfig) (*Replicator, error) {
 // Applied returns the last sequence this replicator applied (0 before the
 // first batch of this run).
 func (r *Replicator) Applied() uint64 { return r.applied.Load() }
+
+// Consuming reports whether the replicator has a consumer open on the
+// gallery stream now; false while it is (re)connecting.
+func (r *Replicator) Consuming() bool { return r.consuming.Load() }
 
 // Run applies changes until ctx ends. While NATS is unreachable it keeps
 // retrying (the gate goes on deciding from its local gallery); it returns
@@ -134,6 +140,8 @@ func (r *Replicator) session(ctx context.Context) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	r.consuming.Store(true)
+	defer r.consuming.Store(false)
 	r.logger.Debug("consuming gallery stream", "from", applied+1)
 	var batch []Entry
 	var refused []Entry
