@@ -68,6 +68,10 @@ type ModelsConfig struct {
 	// still means a one-tower gate (FACEGATE_EMBEDDERS=<it>); with
 	// FACEGATE_EMBEDDERS it is refused.
 	Embedder string `envconfig:"EMBEDDER" desc:"deprecated: one embedding model; use FACEGATE_EMBEDDERS"`
+	// EmbedFlip embeds each face and its mirror image with every tower
+	// (infer.Embedder.SetFlip); the calibration must have been fitted the
+	// same way (docs/accuracy.md, Flip test-time augmentation).
+	EmbedFlip bool `envconfig:"EMBED_FLIP" default:"false" desc:"embed each face and its mirror image and sum them (flip test-time augmentation): about twice the embedding time; only with a decision calibration fitted with it (docs/accuracy.md)"`
 	// Calibration is the decision calibration (decision/): per-tower
 	// normalisation, fusion heads and per-visit impostor models.
 	Calibration    string  `envconfig:"CALIBRATION" desc:"decision calibration file (default: decision.json in FACEGATE_MODELS_DIR)"`

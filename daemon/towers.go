@@ -104,6 +104,7 @@ func LoadTowers(cfg ModelsConfig, cal *decision.Calibration, opts infer.Options)
 		if err != nil {
 			return fail(err)
 		}
+		emb.SetFlip(cfg.EmbedFlip)
 		sc, err := enroll.NewScorer(man)
 		if err != nil {
 			return fail(fmt.Errorf("embedder %s: %w", name, err))

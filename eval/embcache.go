@@ -14,10 +14,23 @@ import (
 )
 
 // embCache is the file an embedding cache keeps: one model and detector,
-// every image's embedding or why it has none.
+// with or without flip test-time augmentation, every image's embedding or
+// why it has none. Files written before Flip existed read as Flip false,
+// which they are.
 type embCache struct {
 	Model, Detector, Root string
+	Flip                  bool
 	Items                 map[string]cachedEmbedding
+}
+
+// flipper is an Embedder that can embed with flip test-time augmentation
+// (eval/pipeline's, infer.Embedder.SetFlip).
+type flipper interface{ Flip() bool }
+
+// embedsFlipped reports whether e embeds with flip test-time augmentation.
+func embedsFlipped(e Embedder) bool {
+	f, ok := e.(flipper)
+	return ok && f.Flip()
 }
 
 type cachedEmbedding struct {
@@ -27,17 +40,18 @@ type cachedEmbedding struct {
 }
 
 // CachedEmbed is Embed with a cache file: images already in path for the
-// same model, detector and root are read from it, the rest embedded and
-// the file rewritten. A cache for another model or detector is replaced.
+// same model, detector, root and flip setting are read from it, the rest
+// embedded and the file rewritten. A cache for another model, detector or
+// flip setting is replaced (EmbCacheName keeps them in different files).
 func CachedEmbed(ctx context.Context, e Embedder, root string, images []string, path string, progress io.Writer) (map[string]Embedding, error) {
-	want := embCache{Model: ModelLabel(e.Manifest()), Detector: e.Detector(), Root: root, Items: map[string]cachedEmbedding{}}
+	want := embCache{Model: ModelLabel(e.Manifest()), Detector: e.Detector(), Root: root, Flip: embedsFlipped(e), Items: map[string]cachedEmbedding{}}
 	c, err := readEmbCache(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		slog.Warn("embedding cache unreadable, embedding again", "path", path, "err", err)
-	case c.Model != want.Model || c.Detector != want.Detector || c.Root != want.Root:
-		slog.Info("embedding cache is for other models, embedding again", "path", path, "cache", c.Model+"/"+c.Detector, "want", want.Model+"/"+want.Detector)
+	case c.Model != want.Model || c.Detector != want.Detector || c.Root != want.Root || c.Flip != want.Flip:
+		slog.Info("embedding cache is for other models, embedding again", "path", path, "cache", c.Model+"/"+c.Detector, "cache_flip", c.Flip, "want", want.Model+"/"+want.Detector, "want_flip", want.Flip)
 	default:
 		want.Items = c.Items
 	}
@@ -74,6 +88,17 @@ func CachedEmbed(ctx context.Context, e Embedder, root string, images []string, 
 		out[im] = r
 	}
 	return out, nil
+}
+
+// EmbCacheName is the file name of the embedding cache of a model and a
+// detector (directory names): emb-MODEL-DETECTOR.gob, emb-MODEL-DETECTOR-flip.gob
+// with flip test-time augmentation.
+func EmbCacheName(model, detector string, flip bool) string {
+	name := "emb-" + model + "-" + detector
+	if flip {
+		name += "-flip"
+	}
+	return name + ".gob"
 }
 
 func readEmbCache(path string) (*embCache, error) {

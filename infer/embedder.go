@@ -22,6 +22,7 @@ type Embedder struct {
 	dim   int
 	sig   string
 	in    string
+	flip  bool      // flip test-time augmentation (flip.go)
 	bufs  sync.Pool // of *chipBuf
 }
 
@@ -105,6 +106,7 @@ func (e *Embedder) Align(img *imageio.RGB, keypoints []align.Point, names []stri
 
 // EmbedChips embeds n chips laid out one after another in chips
 // ([n,Size,Size,3] float32 RGB 0..255) and returns one embedding per chip.
+// With flip on (SetFlip) each embedding is that of the chip and its mirror.
 func (e *Embedder) EmbedChips(chips []float32, n int) ([][]float32, error) {
 	if n == 0 {
 		return nil, nil
@@ -112,6 +114,14 @@ func (e *Embedder) EmbedChips(chips []float32, n int) ([][]float32, error) {
 	if len(chips) < n*e.ChipLen() {
 		return nil, fmt.Errorf("embed: %d values for %d chips of %d", len(chips), n, e.ChipLen())
 	}
+	if e.flip {
+		return e.embedFlipped(chips, n)
+	}
+	return e.embedRows(chips, n)
+}
+
+// embedRows runs the model on n chips in one batch.
+func (e *Embedder) embedRows(chips []float32, n int) ([][]float32, error) {
 	out, err := e.model.runFloat32(e.sig, map[string]Float32Batch{
 		e.in: {Shape: []int64{int64(n), int64(e.size), int64(e.size), 3}, Data: chips[:n*e.ChipLen()]},
 	}, []string{"embeddings"}, nil)

@@ -34,6 +34,7 @@ type fusionFlags struct {
 	command   string
 	trials    int
 	maxFrames int
+	flip      bool
 }
 
 func (f *fusionFlags) register(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (f *fusionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.command, "provenance-command", "", "with -fusion: the command recorded in the calibration's provenance (default: this command line)")
 	fs.IntVar(&f.trials, "trials", 10, "with -fusion: random galleries per gallery size and fold")
 	fs.IntVar(&f.maxFrames, "max-frames", 3, "with -fusion: frames (photos) per visit, the sequential rule's looks")
+	fs.BoolVar(&f.flip, "flip", false, "with -fusion: embed each aligned face and its mirror and sum them (flip test-time augmentation, FACEGATE_EMBED_FLIP); cached apart from the plain embeddings")
 }
 
 // runFusion embeds the images with each tower (through the cache) and
@@ -78,15 +80,20 @@ func runFusion(ctx context.Context, f *fusionFlags, mf modelFlags, root string, 
 		if err != nil {
 			return err
 		}
+		p.Emb.SetFlip(f.flip)
 		emb := pipeline.New(p, m.batch)
-		cache := filepath.Join(f.cacheDir, "emb-"+filepath.Base(model)+"-"+filepath.Base(m.detector)+".gob")
+		cache := filepath.Join(f.cacheDir, eval.EmbCacheName(filepath.Base(model), filepath.Base(m.detector), f.flip))
 		res, err := eval.CachedEmbed(ctx, emb, root, images, cache, os.Stderr)
 		if err != nil {
 			closeModels()
 			return fmt.Errorf("tower %s: %w", name, err)
 		}
 		man := emb.Manifest()
-		cfg.Towers = append(cfg.Towers, eval.TowerEmbeddings{Name: name, Model: filepath.Base(model), Label: eval.ModelLabel(man), Metric: string(man.Metric), Embeddings: res})
+		label := eval.ModelLabel(man)
+		if f.flip {
+			label += " flip"
+		}
+		cfg.Towers = append(cfg.Towers, eval.TowerEmbeddings{Name: name, Model: filepath.Base(model), Label: label, Metric: string(man.Metric), Embeddings: res})
 		closeModels()
 	}
 	if cfg.LFW, err = readPairs(f.lfw); err != nil {

@@ -38,6 +38,10 @@ func (e *Embedder) Detector() string { return e.p.Det.Model().Manifest().Name }
 // ModelDir is the embedding model's folder (where calibration writes).
 func (e *Embedder) ModelDir() string { return e.p.Emb.Model().Dir() }
 
+// Flip reports whether the embedder embeds with flip test-time
+// augmentation (infer.Embedder.SetFlip); the embedding cache keys on it.
+func (e *Embedder) Flip() bool { return e.p.Emb.Flip() }
+
 // Embed runs every image through decode → detect → primary face → align →
 // embed, batching the embedder across images. Images that fail keep their
 // error (NoFace when no face was found); they are failures to acquire,
