@@ -16,6 +16,8 @@ import (
 	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/eval"
 	"github.com/facegate/facegate/infer"
+	"github.com/facegate/facegate/infer/detect"
+	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/quality"
 )
 
@@ -46,6 +48,7 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 	calGroups := fs.String("calibrate-groups", "", "with -calibrate: a regular expression; only the bona fide groups whose name matches it are fitted (default all)")
 	calOut := fs.String("calibration-out", "", "with -calibrate: write the thresholds as the daemon's PAD calibration (FACEGATE_PAD_CALIBRATION) here")
 	calSource := fs.String("calibration-source", "", "with -calibration-out: the provenance text written into it")
+	cropContext := fs.String("crop-context", "fit", "measurement only: fit (the authors' rule, what the daemon does: the crop scale shrinks until it fits the frame), edge or black (the frame is first padded, repeating its edge pixels or with zeros, so every model gets its trained crop scale)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: facegate pad-eval -root DIR [-threshold P] [-all-faces] [-calibrate B,...] [-calibration-out pad.json] [-json OUT.json] [-plot OUT.svg] [flags]")
 		fs.PrintDefaults()
@@ -55,6 +58,13 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return errUsage
+	}
+	padMode, padded := map[string]imageio.PadMode{"edge": imageio.PadEdge, "black": imageio.PadBlack}[*cropContext]
+	if !padded && *cropContext != "fit" {
+		return fmt.Errorf("pad-eval: -crop-context %q: want fit, edge or black", *cropContext)
+	}
+	if padded && *calOut != "" {
+		return fmt.Errorf("pad-eval: -crop-context %s is a measurement; the daemon crops with fit, so no calibration is written from it", *cropContext)
 	}
 	if *root == "" || fs.NArg() > 0 || (*calOut != "" && *calibrate == "") {
 		fs.Usage()
@@ -91,6 +101,29 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("pad-eval: %w", err)
 	}
 	defer closePAD()
+	// context pads img (with -crop-context edge|black) so that the largest
+	// crop of any face fits, and shifts the boxes to match.
+	context := func(img *imageio.RGB, faces []infer.Face) (*imageio.RGB, []detect.Box, error) {
+		boxes := make([]detect.Box, len(faces))
+		side := 0.0
+		for i, f := range faces {
+			boxes[i] = f.Box
+			side = max(side, f.Box.W(), f.Box.H())
+		}
+		if !padded {
+			return img, boxes, nil
+		}
+		p := int(math.Ceil(3*side)) + 2 // a 4.0x crop reaches 2x the side beyond the centre; box mappings enlarge it
+		out, err := imageio.Pad(img, p, padMode)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range boxes {
+			b := &boxes[i]
+			b.X0, b.Y0, b.X1, b.Y1 = b.X0+float64(p), b.Y0+float64(p), b.X1+float64(p), b.Y1+float64(p)
+		}
+		return out, boxes, nil
+	}
 	score := func(path string) (float64, error) {
 		img, err := decodeFile(path)
 		if err != nil {
@@ -103,7 +136,12 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		if len(faces) == 0 {
 			return 0, fmt.Errorf("%s: %w", path, infer.ErrNoFace)
 		}
-		res, err := pad.Score(img, infer.Largest(faces).Box)
+		largest := []infer.Face{*infer.Largest(faces)}
+		cimg, boxes, err := context(img, largest)
+		if err != nil {
+			return 0, fmt.Errorf("pad %s: %w", path, err)
+		}
+		res, err := pad.Score(cimg, boxes[0])
 		if err != nil {
 			return 0, fmt.Errorf("pad %s: %w", path, err)
 		}
@@ -127,6 +165,10 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return nil, fmt.Errorf("detect %s: %w", path, err)
 		}
+		cimg, boxes, err := context(img, faces)
+		if err != nil {
+			return nil, fmt.Errorf("pad %s: %w", path, err)
+		}
 		var out []eval.PADFace
 		for i := range faces {
 			q, err := pipe.Assess(img, &faces[i], qth)
@@ -136,7 +178,7 @@ func cmdPADEval(ctx context.Context, args []string, stdout io.Writer) error {
 			if !q.OK && *gate {
 				continue
 			}
-			res, err := pad.Score(img, faces[i].Box)
+			res, err := pad.Score(cimg, boxes[i])
 			if err != nil {
 				return nil, fmt.Errorf("pad %s: %w", path, err)
 			}

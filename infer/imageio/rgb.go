@@ -168,3 +168,36 @@ func fromYCbCr(dst *RGB, s *image.YCbCr) {
 		}
 	}
 }
+
+// PadMode says what fills the border Pad adds.
+type PadMode int
+
+const (
+	PadEdge  PadMode = iota // the nearest edge pixel, repeated
+	PadBlack                // zeros
+)
+
+// Pad returns m with p pixels added on every side, filled as mode says.
+// It is for measurements (how a model behaves when a crop may reach
+// beyond the frame), not for the frame path.
+func Pad(m *RGB, p int, mode PadMode) (*RGB, error) {
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	if p < 0 || m.W == 0 || m.H == 0 {
+		return nil, fmt.Errorf("imageio: pad %dx%d image by %d", m.W, m.H, p)
+	}
+	o := NewRGB(m.W+2*p, m.H+2*p)
+	for y := range o.H {
+		sy := min(max(y-p, 0), m.H-1)
+		inY := y-p == sy
+		for x := range o.W {
+			sx := min(max(x-p, 0), m.W-1)
+			if mode == PadBlack && (!inY || x-p != sx) {
+				continue
+			}
+			copy(o.Pix[o.Offset(x, y):o.Offset(x, y)+3], m.Pix[m.Offset(sx, sy):m.Offset(sx, sy)+3])
+		}
+	}
+	return o, nil
+}
