@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,42 @@ func TestPADEvalFolder(t *testing.T) {
 	}
 	if err := cmdPADEval(context.Background(), []string{"-models", models}, &stdout); err != errUsage {
 		t.Errorf("no -root: %v, want usage", err)
+	}
+
+	// -crop-context black: every crop at its trained scale, the frame
+	// padded with zeros. The black border reads as a print's edge: each
+	// bona fide face scores lower than with the daemon's rule.
+	js2 := filepath.Join(out, "black.json")
+	if err := cmdPADEval(context.Background(), []string{"-models", models, "-root", root, "-crop-context", "black", "-json", js2}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = os.ReadFile(js2); err != nil {
+		t.Fatal(err)
+	}
+	var black eval.PADReport
+	if err := json.Unmarshal(b, &black); err != nil {
+		t.Fatal(err)
+	}
+	fitScore := map[string]float64{}
+	for _, s := range r.Scores {
+		fitScore[s.Path] = s.Score
+	}
+	lower := 0
+	for _, s := range black.Scores {
+		if s.Err == "" && s.Species == "" {
+			if s.Score < fitScore[s.Path] {
+				lower++
+			}
+		}
+	}
+	if lower < 4 {
+		t.Errorf("black-padded context lowered %d of 5 bona fide scores, want >= 4", lower)
+	}
+	if err := cmdPADEval(context.Background(), []string{"-models", models, "-root", root, "-crop-context", "grey"}, io.Discard); err == nil {
+		t.Error("-crop-context grey accepted")
+	}
+	if err := cmdPADEval(context.Background(), []string{"-models", models, "-root", root, "-crop-context", "edge", "-calibrate", "0.05", "-calibration-out", filepath.Join(out, "x.json")}, io.Discard); err == nil {
+		t.Error("a calibration written from a padded context")
 	}
 
 	// The survey mode: bona fide faces in groups (two "people" folders),
