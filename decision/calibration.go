@@ -66,6 +66,12 @@ type VisitModel struct {
 	// Margin is the logit margin over the second-best identity a grant
 	// needs.
 	Margin float64 `json:"margin"`
+	// Galleries, by increasing N, are the rule's per-visit FPIR simulated
+	// on random galleries of N (margin included); where they cover the
+	// gallery size and the target, Threshold reads them rather than the
+	// independence model above. Optional: a file without them gives the
+	// independence model's thresholds (the conservative side).
+	Galleries []GalleryCurve `json:"galleries,omitempty"`
 }
 
 // ErrUnknownTowers is returned for a towers key the calibration lacks.
@@ -183,6 +189,14 @@ func (v VisitModel) Validate() error {
 		}
 		prev = p
 	}
+	for i, g := range v.Galleries {
+		if err := g.Validate(); err != nil {
+			return err
+		}
+		if i > 0 && g.N <= v.Galleries[i-1].N {
+			return fmt.Errorf("gallery curves must come by increasing N: %d after %d", g.N, v.Galleries[i-1].N)
+		}
+	}
 	return nil
 }
 
@@ -284,10 +298,16 @@ func (c *Calibration) keys() []string {
 // identities so that a visit of someone not enrolled is granted to anyone
 // with probability at most fpir (per visit, repeated looks included).
 //
-// With n identities a stranger is granted only if one of them has peak
-// evidence over the threshold; taking the identities as independent, the
+// Where the visit model's gallery curves cover n (between two simulated
+// sizes, linear in log N) and fpir (enough calibration strangers reach
+// it), the threshold is read from them: the rule itself, margin included,
+// run on random galleries. Elsewhere it is the independence model: with n
+// identities a stranger is granted only if one of them has peak evidence
+// over the threshold; taking the identities as independent, the
 // per-identity exceedance must be q = 1 − (1 − fpir)^(1/n) (≈ fpir/n),
-// and the threshold is the visit model's quantile at q.
+// and the threshold is the visit model's quantile at q, never below the
+// curves' threshold at their lowest supported FPIR (so the threshold
+// still rises as the target falls).
 func (c *Calibration) Threshold(key string, n int, fpir float64) (float64, error) {
 	v, ok := c.Visits[key]
 	if !ok {
@@ -299,7 +319,20 @@ func (c *Calibration) Threshold(key string, n int, fpir float64) (float64, error
 	if !(fpir > 0 && fpir < 1) {
 		return 0, fmt.Errorf("decision: target FPIR %v must be in (0, 1)", fpir)
 	}
-	return v.Quantile(PerIdentity(n, fpir)), nil
+	return v.Threshold(n, fpir), nil
+}
+
+// Threshold is [Calibration.Threshold] for this visit model; n ≥ 1 and
+// fpir in (0, 1) are the caller's to check.
+func (v VisitModel) Threshold(n int, fpir float64) float64 {
+	if t, ok := v.curveThreshold(n, fpir); ok {
+		return t
+	}
+	t := v.Quantile(PerIdentity(n, fpir))
+	if f, ok := v.curveThreshold(n, v.curveSupport(n)); ok {
+		t = math.Max(t, f)
+	}
+	return t
 }
 
 // PerIdentity is the per-identity exceedance q = 1 − (1 − fpir)^(1/n)

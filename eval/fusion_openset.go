@@ -218,6 +218,9 @@ func (o *openCtx) calibrate(key int, ids []int, rng *rand.Rand) (decision.VisitM
 	}
 	sort.Float64s(margins)
 	v.Margin = math.Max(0, margins[int(o.marginQ*float64(len(margins)))])
+	if v.Galleries, err = o.galleryCurves(key, ids, v.Margin, rng); err != nil {
+		return v, wrong, err
+	}
 	return v, wrong, v.Validate()
 }
 
@@ -389,7 +392,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		var rules [2]decision.Rule
 		var th []float64
 		for f, m := range models {
-			rules[f] = decision.Rule{Threshold: m.Quantile(decision.PerIdentity(n, t)), Margin: m.Margin, MaxFrames: m.MaxFrames, Aggregate: m.Aggregate}
+			rules[f] = decision.Rule{Threshold: m.Threshold(n, t), Margin: m.Margin, MaxFrames: m.MaxFrames, Aggregate: m.Aggregate}
 			th = append(th, rules[f].Threshold)
 		}
 		_, _, p := rates(rules)
@@ -437,4 +440,141 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 		}
 	}
 	return res
+}
+
+// curveSizes are the gallery sizes whose per-visit FPIR the calibration
+// simulates (decision.GalleryCurve); sizes in between are interpolated in
+// log N, others use the independence model.
+var curveSizes = []int{10, 30, 100, 300, 1000, 2000}
+
+// curveGalleries is the number of random galleries per calibration visit
+// and size.
+const curveGalleries = 200
+
+// curveTop is how many of a visit's highest-peak identities the simulation
+// tracks: an identity below them cannot be granted at the thresholds the
+// curves reach.
+const curveTop = 200
+
+// galleryCurves simulates the rule (margin included) on random galleries
+// of each of curveSizes: every person of ids visits (3 visits of up to
+// o.frames photos for people with two or more photos, one visit of the
+// one photo otherwise, as the evaluation's strangers do), against a
+// random gallery drawn from every other identity. The gallery is drawn by
+// keeping each other identity with probability N/(identities-1).
+func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Rand) ([]decision.GalleryCurve, error) {
+	others := o.nIDs - 1
+	var sizes []int
+	for _, n := range curveSizes {
+		if n < others {
+			sizes = append(sizes, n)
+		}
+	}
+	levels := make([][][]float64, len(sizes)) // [size][visit][gallery]
+	for _, p := range ids {
+		imgs := o.d.byID[p]
+		visits := 3
+		if len(imgs) < 2 {
+			visits = 1
+		}
+		for range visits {
+			ev, err := o.visitEvidence(key, pick(rng, imgs, -1, o.frames), p)
+			if err != nil {
+				return nil, err
+			}
+			// The visit's curveTop identities by peak, and per look their
+			// order by that look's evidence.
+			peak := make([]float64, o.nIDs)
+			for id := range peak {
+				peak[id] = math.Inf(-1)
+				for _, l := range ev {
+					peak[id] = math.Max(peak[id], l[id])
+				}
+			}
+			top := make([]int, o.nIDs)
+			for i := range top {
+				top[i] = i
+			}
+			sort.Slice(top, func(a, b int) bool { return peak[top[a]] > peak[top[b]] })
+			top = top[:min(curveTop, len(top))]
+			order := make([][]int, len(ev)) // per look: indices into top, by evidence
+			for l := range ev {
+				order[l] = make([]int, len(top))
+				for i := range top {
+					order[l][i] = i
+				}
+				sort.Slice(order[l], func(a, b int) bool { return ev[l][top[order[l][a]]] > ev[l][top[order[l][b]]] })
+			}
+			in := make([]bool, len(top))
+			for s, n := range sizes {
+				prob := float64(n) / float64(others)
+				ls := make([]float64, curveGalleries)
+				for g := range ls {
+					for i := range in {
+						in[i] = rng.Float64() < prob
+					}
+					ls[g] = math.Inf(-1)
+					for l, ord := range order {
+						t1, t2, found := math.Inf(-1), math.Inf(-1), 0
+						for _, i := range ord {
+							if in[i] {
+								if found == 0 {
+									t1 = ev[l][top[i]]
+								} else {
+									t2 = ev[l][top[i]]
+								}
+								if found++; found == 2 {
+									break
+								}
+							}
+						}
+						// A second best outside the tracked identities is
+						// counted as none: the margin is then met (the safe side).
+						if found > 0 && t1-t2 >= margin {
+							ls[g] = math.Max(ls[g], t1)
+						}
+					}
+				}
+				levels[s] = append(levels[s], ls)
+			}
+		}
+	}
+	var curves []decision.GalleryCurve
+	for s, n := range sizes {
+		c, err := decision.FitGalleryCurve(n, levels[s])
+		if err != nil {
+			return nil, err
+		}
+		curves = append(curves, c)
+	}
+	return curves, nil
+}
+
+// visitEvidence runs a visit's frames through the decision package's
+// Evidence against every identity but p and returns each look's
+// aggregated logit per identity (p's is -Inf).
+func (o *openCtx) visitEvidence(key int, frames []int, p int) ([][]float64, error) {
+	e := decision.Evidence{Agg: o.agg}
+	cands := make([]decision.Candidate, 0, o.nIDs-1)
+	var out [][]float64
+	for _, img := range frames {
+		cands = cands[:0]
+		for id := range o.nIDs {
+			if id != p {
+				cands = append(cands, decision.Candidate{ID: o.d.names[id], Logit: o.logit(key, img, id)})
+			}
+		}
+		if err := e.Add(decision.Frame{Quality: 1, Candidates: cands}); err != nil {
+			return nil, err
+		}
+		l := make([]float64, o.nIDs)
+		for id := range o.nIDs {
+			l[id] = math.Inf(-1)
+			if id != p {
+				l[id], _ = e.Score(o.d.names[id])
+			}
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -111,6 +111,12 @@ func TestFusionRunSynthetic(t *testing.T) {
 		if _, err := cal.Threshold(key, 100, 1e-3); err != nil {
 			t.Errorf("calibration %s: %v", key, err)
 		}
+		// The rule simulated on random galleries of 10, 30 and 100 (the
+		// sizes under the 298 other identities), down to FPIR 1e-2 at least.
+		g := cal.Visits[key].Galleries
+		if len(g) != 3 || g[2].N != 100 || len(g[2].Points) == 0 || g[2].Points[len(g[2].Points)-1].Exceed > 1e-2 {
+			t.Errorf("calibration %s: gallery curves %+v", key, g)
+		}
 	}
 	if len(rep.OpenSet) != 6 {
 		t.Fatalf("%d open-set results, want 3 subsets x 2 sizes", len(rep.OpenSet))
