@@ -5,14 +5,10 @@ package robust
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +23,7 @@ import (
 
 	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/daemontest"
 )
 
 var (
@@ -98,22 +94,6 @@ func repoFile(t *testing.T, rel string) string {
 	return filepath.Join("..", "..", rel)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // site is what a daemon runs on: keys, a camera folder, a state folder.
 type site struct {
 	dir, state, camera, keys, gkey string
@@ -126,156 +106,60 @@ func newSite(t *testing.T) *site {
 	t.Helper()
 	dir := t.TempDir()
 	s := &site{dir: dir, state: filepath.Join(dir, "state"), camera: filepath.Join(dir, "camera"), keys: filepath.Join(dir, "enroll-keys"), gkey: filepath.Join(dir, "gallery-key"),
-		device: "robust-" + randomHex(3), port: freePort(t)}
+		device: "robust-" + daemontest.RandomHex(3), port: daemontest.FreePort(t)}
 	os.Mkdir(s.camera, 0o755)
 	b, err := os.ReadFile(repoFile(t, "testdata/coffee.jpg")) // no face: the engine idles
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(s.camera, "000.jpg"), b, 0o644)
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	os.WriteFile(s.keys, []byte("ops:"+base64.StdEncoding.EncodeToString(secret)+"\n"), 0o600)
-	gs := make([]byte, 32)
-	rand.Read(gs)
-	os.WriteFile(s.gkey, []byte("g1:"+base64.StdEncoding.EncodeToString(gs)+"\n"), 0o600)
-	s.key, _ = auth.NewKey("ops", secret)
+	s.key = daemontest.WriteKeys(t, s.keys, s.gkey)
 	return s
 }
 
 func (s *site) env() []string {
-	models := os.Getenv("FACEGATE_MODELS_DIR")
-	if models == "" {
-		models = "../../build/models"
-	}
-	models, _ = filepath.Abs(models)
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FACEGATE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env,
-		"FACEGATE_DEVICE_ID="+s.device, "FACEGATE_STATE_DIR="+s.state, "FACEGATE_MODELS_DIR="+models,
-		"FACEGATE_CAMERA="+s.camera, "FACEGATE_CAMERA_FPS=2", "FACEGATE_CAMERA_LOOP=true",
-		"FACEGATE_CAMERA_WIDTH=640", "FACEGATE_CAMERA_HEIGHT=480",
-		"FACEGATE_MQTT_EMBEDDED=true", "FACEGATE_MQTT_EMBEDDED_ADDR=127.0.0.1:"+strconv.Itoa(s.port),
-		"FACEGATE_ENROLL_KEYS="+s.keys, "FACEGATE_GALLERY_KEY="+s.gkey, "FACEGATE_LOG_LEVEL=info",
-		"FACEGATE_METRICS_ADDR=", "FACEGATE_MQTT_HA_DISCOVERY=false",
-	)
+	run := daemontest.RunConfig{Device: s.device, State: s.state, Models: daemontest.ModelsDir("", "../../build/models"),
+		Camera: s.camera, FPS: 2, Loop: true, MQTTPort: s.port, EnrollKeys: s.keys, GalleryKey: s.gkey}
+	return append(append(daemontest.EnvWithout("FACEGATE_"), run.Env()...), "FACEGATE_CAMERA_WIDTH=640", "FACEGATE_CAMERA_HEIGHT=480")
 }
 
 // daemon is a running `facegate run`.
 type daemon struct {
-	t    *testing.T
-	s    *site
-	cmd  *exec.Cmd
-	logs *safeBuffer
-	done chan error
-	cl   paho.Client
-
-	mu      sync.Mutex
-	replies map[string]chan mqtt.EnrollReply
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	t  *testing.T
+	s  *site
+	p  *daemontest.Process
+	c  *daemontest.Client
+	cl paho.Client
 }
 
 func start(t *testing.T, s *site, extraEnv ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, s: s, logs: &safeBuffer{}, done: make(chan error, 1), replies: map[string]chan mqtt.EnrollReply{}}
-	d.cmd = exec.Command(bin(t), "run")
-	d.cmd.Env = append(s.env(), extraEnv...)
-	d.cmd.Stderr = d.logs
-	d.cmd.Stdout = d.logs
-	if err := d.cmd.Start(); err != nil {
+	d := &daemon{t: t, s: s, p: &daemontest.Process{Name: "daemon", Bin: bin(t), Args: []string{"run"}, Env: append(s.env(), extraEnv...)}}
+	if err := d.p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(d.stop)
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(d.logs.String(), "msg=ready") {
-		select {
-		case err := <-d.done:
-			t.Fatalf("daemon exited before ready: %v\n%s", err, d.logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready in 90 s:\n%s", d.logs.String())
-		}
+	if _, err := d.p.WaitLog("msg=ready", 90*time.Second, 100*time.Millisecond); err != nil {
+		t.Fatalf("daemon not ready: %v\n%s", err, d.p.Logs.String())
 	}
-	opts := paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", s.port)).SetClientID("robust-" + randomHex(4)).
-		SetCleanSession(true).SetAutoReconnect(false)
-	d.cl = paho.NewClient(opts)
-	if tok := d.cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("test client: %v", tok.Error())
+	c, err := daemontest.Connect(s.port, "robust-"+daemontest.RandomHex(4), s.device, nil)
+	if err != nil {
+		t.Fatalf("test client: %v", err)
 	}
-	topics := mqtt.NewTopics("facegate", s.device)
-	tok := d.cl.Subscribe(topics.Base+"/enroll/reply/+", 1, func(_ paho.Client, m paho.Message) {
-		var r mqtt.EnrollReply
-		if json.Unmarshal(m.Payload(), &r) != nil {
-			return
-		}
-		id := strings.TrimPrefix(m.Topic(), topics.Base+"/enroll/reply/")
-		d.mu.Lock()
-		ch := d.replies[id]
-		d.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- r:
-			default:
-			}
-		}
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	d.c, d.cl = c, c.Paho
 	return d
 }
 
-func (d *daemon) alive() bool {
-	select {
-	case err := <-d.done:
-		d.done <- err
-		return false
-	default:
-	}
-	return d.cmd.Process.Signal(syscall.Signal(0)) == nil
-}
+func (d *daemon) alive() bool { return d.p.Running() }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
-	if d.cl != nil && d.cl.IsConnected() {
-		d.cl.Disconnect(100)
-	}
-	if d.cmd.ProcessState != nil || !d.alive() {
-		return
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		d.t.Errorf("daemon did not stop within 30 s of SIGTERM")
-	}
+	d.c.Disconnect(100)
+	d.p.Stop(d.t)
 }
 
 func (d *daemon) rssKB() int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.p.Cmd.Process.Pid))
 	if err != nil {
 		return -1
 	}
@@ -290,47 +174,32 @@ func (d *daemon) rssKB() int {
 }
 
 // expect registers interest in a reply before the request is sent.
-func (d *daemon) expect(id string) chan mqtt.EnrollReply {
-	ch := make(chan mqtt.EnrollReply, 4)
-	d.mu.Lock()
-	d.replies[id] = ch
-	d.mu.Unlock()
-	return ch
-}
+func (d *daemon) expect(id string) chan mqtt.EnrollReply { return d.c.Expect(id) }
 
 func (d *daemon) publish(payload []byte) {
 	d.t.Helper()
-	topics := mqtt.NewTopics("facegate", d.s.device)
-	if tok := d.cl.Publish(topics.EnrollRequest, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		d.t.Fatalf("publish: %v", tok.Error())
+	if err := d.c.Publish(payload); err != nil {
+		d.t.Fatal(err)
 	}
 }
 
 // send publishes payload and waits for the reply to id.
 func (d *daemon) send(id string, payload []byte, wait time.Duration) (mqtt.EnrollReply, bool) {
 	d.t.Helper()
-	ch := d.expect(id)
-	d.publish(payload)
-	select {
-	case r := <-ch:
-		return r, true
-	case <-time.After(wait):
-		return mqtt.EnrollReply{}, false
+	r, ok, err := d.c.Send(id, payload, wait)
+	if err != nil {
+		d.t.Fatal(err)
 	}
+	return r, ok
 }
 
 // signed builds a signed request payload (id filled in when empty).
 func (d *daemon) signed(r *mqtt.EnrollRequest, key auth.Key, at time.Time) []byte {
 	d.t.Helper()
-	if r.RequestID == "" {
-		r.RequestID = randomHex(8)
-	}
-	a, err := mqtt.Sign(key, r, d.s.device, at)
+	b, err := d.c.Signed(r, key, at)
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	r.Auth = a
-	b, _ := json.Marshal(r)
 	return b
 }
 
@@ -392,3 +261,5 @@ func runBad(t *testing.T, s *site, args []string, extra ...string) (int, string)
 	}
 	return cmd.ProcessState.ExitCode(), out.String()
 }
+
+func randomHex(n int) string { return daemontest.RandomHex(n) }
