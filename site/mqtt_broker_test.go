@@ -21,6 +21,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/mqtttest"
 )
 
 // Issue 18: nats-server as the MQTT broker. These tests run the daemon's
@@ -97,83 +98,29 @@ func (b *natsMQTT) stop() {
 }
 
 // mqttMsg is one message an observer received.
-type mqttMsg struct {
-	topic    string
-	retained bool
-	dup      bool
-	payload  string
-	at       time.Time
-}
+type mqttMsg = mqtttest.Msg
 
-// observer is a plain paho client with a persistent session at QoS 1 that
+// observer is mqtttest's observer: a persistent session at QoS 1 that
 // records what it receives and subscribes again on every connect.
-type observer struct {
-	c    paho.Client
-	mu   sync.Mutex
-	msgs []mqttMsg
-	lost int
-}
+type observer struct{ *mqtttest.Observer }
 
 func newObserver(t *testing.T, broker, id string, topics ...string) *observer {
 	t.Helper()
-	o := &observer{}
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
-		SetMaxReconnectInterval(500 * time.Millisecond).SetOrderMatters(true)
-	opts.SetConnectionLostHandler(func(paho.Client, error) { o.mu.Lock(); o.lost++; o.mu.Unlock() })
-	subscribed := make(chan struct{})
-	var once sync.Once
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		for _, tp := range topics {
-			c.Subscribe(tp, 1, func(_ paho.Client, m paho.Message) {
-				o.mu.Lock()
-				o.msgs = append(o.msgs, mqttMsg{m.Topic(), m.Retained(), m.Duplicate(), string(m.Payload()), time.Now()})
-				o.mu.Unlock()
-			}).Wait()
-		}
-		once.Do(func() { close(subscribed) })
-	})
-	o.c = paho.NewClient(opts)
-	if tok := o.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer %s connect: %v", id, tok.Error())
-	}
+	o := mqtttest.NewObserver(t, broker, id, topics...)
 	// The on-connect handler runs after Connect returns: wait for its
 	// subscriptions, or what is published next may find no subscriber.
-	select {
-	case <-subscribed:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("observer %s: not subscribed after 5 s", id)
+	if err := o.WaitSubscribed(5 * time.Second); err != nil {
+		t.Fatalf("observer %s: %v", id, err)
 	}
-	t.Cleanup(func() { o.c.Disconnect(100) })
-	return o
+	return &observer{o}
 }
 
-func (o *observer) on(topic string) []mqttMsg {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []mqttMsg
-	for _, m := range o.msgs {
-		if m.topic == topic {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (o *observer) on(topic string) []mqttMsg { return o.On(topic) }
 
-func (o *observer) connLost() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.lost
-}
+func (o *observer) connLost() int { return o.ConnLost() }
 
 // publish sends a QoS 1 message and waits for its PUBACK.
-func (o *observer) publish(topic, payload string) error {
-	tok := o.c.Publish(topic, 1, false, payload)
-	if !tok.WaitTimeout(5 * time.Second) {
-		return fmt.Errorf("publish %s: no PUBACK in 5 s", topic)
-	}
-	return tok.Error()
-}
+func (o *observer) publish(topic, payload string) error { return o.Publish(topic, payload) }
 
 // cutProxy forwards TCP connections to the broker and can cut them all
 // uncleanly: the broker sees no DISCONNECT packet and sends the last will.
@@ -248,23 +195,11 @@ func runGate(t *testing.T, broker, device string, h mqtt.Handlers) *mqtt.Client 
 		MaxReconnectInterval: time.Second, PublishTimeout: 5 * time.Second, KeepAlive: 5 * time.Second,
 		StatsInterval: time.Hour, InsecureNoAuth: true, Version: "test",
 	}
-	var logger *slog.Logger
-	if os.Getenv("FACEGATE_TEST_VERBOSE") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	c, err := mqtt.New(cfg, h, logger)
+	c, err := mqtt.New(cfg, h, mqtttest.VerboseLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	mqtttest.Run(t, c.Run)
 	waitFor(t, 10*time.Second, "the gate's MQTT client to connect", c.Connected)
 	return c
 }
@@ -331,7 +266,7 @@ func checkReplies(t *testing.T, obs *observer, topics mqtt.Topics, cases []reque
 			continue
 		}
 		var r mqtt.EnrollReply
-		if err := json.Unmarshal([]byte(obs.on(topic)[0].payload), &r); err != nil {
+		if err := json.Unmarshal([]byte(obs.on(topic)[0].Payload), &r); err != nil {
 			t.Fatal(err)
 		}
 		want := mqtt.ReplyOK
@@ -367,7 +302,7 @@ func TestNatsMQTTGate(t *testing.T) {
 		waitFor(t, 10*time.Second, "50 events", func() bool { return len(obs.on(topics.Events)) >= 50 })
 		for i, m := range obs.on(topics.Events) {
 			var e mqtt.Event
-			if err := json.Unmarshal([]byte(m.payload), &e); err != nil {
+			if err := json.Unmarshal([]byte(m.Payload), &e); err != nil {
 				t.Fatal(err)
 			}
 			if e.Seq != uint64(i+1) {
@@ -383,7 +318,7 @@ func TestNatsMQTTGate(t *testing.T) {
 	t.Run("status and last will", func(t *testing.T) {
 		late := newObserver(t, b.url(), "late", topics.Status)
 		waitFor(t, 5*time.Second, "the retained status", func() bool { return len(late.on(topics.Status)) > 0 })
-		if m := late.on(topics.Status)[0]; m.payload != mqtt.StatusOnline || !m.retained {
+		if m := late.on(topics.Status)[0]; m.Payload != mqtt.StatusOnline || !m.Retained {
 			t.Fatalf("retained status %+v, want %q retained", m, mqtt.StatusOnline)
 		}
 		// The gate may not come back before the broker has seen its
@@ -397,7 +332,7 @@ func TestNatsMQTTGate(t *testing.T) {
 		seq := func() []string {
 			var s []string
 			for _, m := range late.on(topics.Status) {
-				s = append(s, m.payload)
+				s = append(s, m.Payload)
 			}
 			return s
 		}
@@ -416,7 +351,7 @@ func TestNatsMQTTGate(t *testing.T) {
 		}
 		m := late.on(topics.Status)
 		t.Logf("last will %s after the cut, online again %s after it",
-			m[len(m)-2].at.Sub(cutAt).Round(time.Millisecond), m[len(m)-1].at.Sub(cutAt).Round(time.Millisecond))
+			m[len(m)-2].At.Sub(cutAt).Round(time.Millisecond), m[len(m)-1].At.Sub(cutAt).Round(time.Millisecond))
 	})
 }
 
@@ -446,40 +381,27 @@ func TestNatsMQTTRestartMidStream(t *testing.T) {
 	b.start()
 	publish(2 * perPhase)
 	const total = 3 * perPhase
-	var seen map[uint64]int
-	var firsts []uint64
+	var got mqtttest.Deliveries
 	collect := func() {
-		seen = map[uint64]int{}
-		firsts = firsts[:0]
+		var seqs []uint64
 		for _, msg := range obs.on(topics.Events) {
 			var e mqtt.Event
-			if err := json.Unmarshal([]byte(msg.payload), &e); err != nil {
+			if err := json.Unmarshal([]byte(msg.Payload), &e); err != nil {
 				t.Fatal(err)
 			}
-			if seen[e.Seq] == 0 {
-				firsts = append(firsts, e.Seq)
-			}
-			seen[e.Seq]++
+			seqs = append(seqs, e.Seq)
 		}
+		got = mqtttest.Tally(seqs)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for collect(); len(seen) < total && time.Now().Before(deadline); collect() {
+	for collect(); len(got.Seen) < total && time.Now().Before(deadline); collect() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	allAt := time.Since(restartAt)
-	dups := 0
-	for _, n := range seen {
-		dups += n - 1
-	}
 	t.Logf("restart mid-stream: %d events, %d pending in the outbox while the broker was down, %d received, %d QoS 1 duplicates, %d republished by the client, all received %s after the restart",
-		total, pendingWhileDown, len(obs.on(topics.Events)), dups, c.Counters().Republished, allAt.Round(time.Millisecond))
-	if len(seen) < total {
-		var lost []uint64
-		for s := uint64(1); s <= total; s++ {
-			if seen[s] == 0 {
-				lost = append(lost, s)
-			}
-		}
+		total, pendingWhileDown, len(obs.on(topics.Events)), got.Dups, c.Counters().Republished, allAt.Round(time.Millisecond))
+	if len(got.Seen) < total {
+		lost := got.Lost(total)
 		t.Fatalf("lost %d events: %v", len(lost), lost)
 	}
 	// First deliveries across the restart are usually in order, but not
@@ -488,7 +410,7 @@ func TestNatsMQTTRestartMidStream(t *testing.T) {
 	// property facegate relies on (events carry seq; consumers order by
 	// it), so it is logged, and loss and duplicates stay hard failures.
 	outOfOrder := 0
-	for i, s := range firsts {
+	for i, s := range got.Firsts {
 		if s != uint64(i+1) {
 			if outOfOrder == 0 {
 				t.Logf("first deliveries out of order from position %d: seq %d", i, s)
@@ -496,15 +418,15 @@ func TestNatsMQTTRestartMidStream(t *testing.T) {
 			outOfOrder++
 		}
 	}
-	t.Logf("first deliveries at their position: %d of %d", len(firsts)-outOfOrder, len(firsts))
+	t.Logf("first deliveries at their position: %d of %d", len(got.Firsts)-outOfOrder, len(got.Firsts))
 	if pendingWhileDown == 0 {
 		t.Error("no event waited in the outbox while the broker was down")
 	}
 	if r := c.Counters().Republished; r > 1 {
 		t.Errorf("the client republished %d events; with one in flight at most 1", r)
 	}
-	if dups > total/10 {
-		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", dups, total)
+	if got.Dups > total/10 {
+		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", got.Dups, total)
 	}
 	waitFor(t, 5*time.Second, "an empty outbox", func() bool { return c.Counters().OutboxPending == 0 })
 }
@@ -546,15 +468,15 @@ func TestNatsMQTTMaxPayload(t *testing.T) {
 
 	t.Run("200 MB announced", func(t *testing.T) {
 		b := startNatsMQTT(t, nil)
-		ok := rawMQTTConnect(t, b.mqttAddr, '1')
+		ok := mqtttest.RawConnect(t, b.mqttAddr, '1')
 		defer ok.Close()
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		big := rawMQTTConnect(t, b.mqttAddr, '2')
+		big := mqtttest.RawConnect(t, b.mqttAddr, '2')
 		defer big.Close()
 		const size = 200 << 20
-		hdr := append([]byte{0x30}, mqttVarint(size)...)
+		hdr := append([]byte{0x30}, mqtttest.Varint(size)...)
 		hdr = append(hdr, 0, 1, 't')
 		if _, err := big.Write(hdr); err != nil {
 			t.Fatal(err)
@@ -581,42 +503,6 @@ func TestNatsMQTTMaxPayload(t *testing.T) {
 			t.Fatalf("pingresp %x: %v", resp, err)
 		}
 	})
-}
-
-func mqttVarint(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-// rawMQTTConnect opens an MQTT 3.1.1 session by hand (clean session), so
-// the test can send a header no client library would.
-func rawMQTTConnect(t *testing.T, addr string, id byte) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 3, 'r', 'a', id}
-	if _, err := c.Write(connect); err != nil {
-		t.Fatal(err)
-	}
-	ack := make([]byte, 4)
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("connack %x: %v", ack, err)
-	}
-	c.SetReadDeadline(time.Time{})
-	return c
 }
 
 // redelivery measures when a broker sends again a QoS 1 message that a

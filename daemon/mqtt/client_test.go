@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/facegate/facegate/internal/mqtttest"
 )
 
 func testConfig(t *testing.T) Config {
@@ -31,15 +33,7 @@ func startFake(t *testing.T, cfg Config, h Handlers) (*Client, *fakeConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	mqtttest.Run(t, c.Run)
 	if !waitFor(2*time.Second, c.Connected) {
 		t.Fatal("client did not connect")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/facegate/facegate/internal/mqtttest"
 )
 
 // Integration tests run against real brokers: the embedded mochi-mqtt
@@ -170,53 +171,27 @@ func (m *mosquitto) stop() {
 	m.cmd = nil
 }
 
-// observer is a plain paho client (persistent session, QoS 1) that records
-// what it receives, resubscribing on every connect.
-type observer struct {
-	c    paho.Client
-	mu   sync.Mutex
-	msgs []fakePub
-}
+// observer records what it receives (mqtttest.Observer), as fakePubs.
+type observer struct{ *mqtttest.Observer }
 
 func newObserver(t *testing.T, broker, id string, topics ...string) *observer {
 	t.Helper()
-	o := &observer{}
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
-		SetMaxReconnectInterval(500 * time.Millisecond).SetOrderMatters(true)
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		for _, tp := range topics {
-			c.Subscribe(tp, 1, func(_ paho.Client, m paho.Message) {
-				o.mu.Lock()
-				o.msgs = append(o.msgs, fakePub{m.Topic(), m.Qos(), m.Retained(), string(m.Payload())})
-				o.mu.Unlock()
-			}).Wait()
-		}
-	})
-	o.c = paho.NewClient(opts)
-	if tok := o.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { o.c.Disconnect(100) })
-	return o
+	return &observer{mqtttest.NewObserver(t, broker, id, topics...)}
 }
 
+// on returns what was received on topic ("a/#": under a/).
 func (o *observer) on(topic string) []fakePub {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	var out []fakePub
-	for _, m := range o.msgs {
-		if m.topic == topic || strings.HasSuffix(topic, "#") && strings.HasPrefix(m.topic, strings.TrimSuffix(topic, "#")) {
-			out = append(out, m)
-		}
+	for _, m := range o.On(topic) {
+		out = append(out, fakePub{m.Topic, m.QoS, m.Retained, m.Payload})
 	}
 	return out
 }
 
 func (o *observer) publish(t *testing.T, topic, payload string) {
 	t.Helper()
-	if tok := o.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish %s: %v", topic, tok.Error())
+	if err := o.Publish(topic, payload); err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
 	}
 }
 
@@ -282,23 +257,11 @@ func runClient(t *testing.T, broker, device string, h Handlers, cut *cuttable) *
 		}
 		return newPahoConn(o)
 	}
-	var logger *slog.Logger
-	if os.Getenv("FACEGATE_TEST_VERBOSE") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	c, err := newClient(cfg, h, logger, factory)
+	c, err := newClient(cfg, h, mqtttest.VerboseLogger(), factory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	mqtttest.Run(t, c.Run)
 	if !waitFor(10*time.Second, c.Connected) {
 		t.Fatalf("client did not connect to %s", broker)
 	}
@@ -530,40 +493,27 @@ func TestMosquittoRestartMidStream(t *testing.T) {
 	m.start()
 	publish(2 * perPhase)
 	const total = 3 * perPhase
-	seen := map[uint64]int{}
-	var firsts []uint64
+	var got mqtttest.Deliveries
 	collect := func() {
-		seen = map[uint64]int{}
-		firsts = firsts[:0]
+		var seqs []uint64
 		for _, msg := range obs.on(topics.Events) {
 			var e Event
 			if err := json.Unmarshal([]byte(msg.payload), &e); err != nil {
 				t.Fatal(err)
 			}
-			if seen[e.Seq] == 0 {
-				firsts = append(firsts, e.Seq)
-			}
-			seen[e.Seq]++
+			seqs = append(seqs, e.Seq)
 		}
+		got = mqtttest.Tally(seqs)
 	}
-	ok := waitFor(30*time.Second, func() bool { collect(); return len(seen) == total })
+	ok := waitFor(30*time.Second, func() bool { collect(); return len(got.Seen) == total })
 	collect()
-	dups := 0
-	for _, n := range seen {
-		dups += n - 1
-	}
 	t.Logf("restart mid-stream: %d events, %d pending in the outbox while the broker was down, %d received, %d QoS 1 duplicates, %d republished by the client",
-		total, pendingWhileDown, len(obs.on(topics.Events)), dups, c.Counters().Republished)
+		total, pendingWhileDown, len(obs.on(topics.Events)), got.Dups, c.Counters().Republished)
 	if !ok {
-		var lost []uint64
-		for s := uint64(1); s <= total; s++ {
-			if seen[s] == 0 {
-				lost = append(lost, s)
-			}
-		}
+		lost := got.Lost(total)
 		t.Fatalf("lost %d events: %v", len(lost), lost)
 	}
-	for i, s := range firsts {
+	for i, s := range got.Firsts {
 		if s != uint64(i+1) {
 			t.Fatalf("order broken at position %d: seq %d", i, s)
 		}
@@ -580,8 +530,8 @@ func TestMosquittoRestartMidStream(t *testing.T) {
 	if r := c.Counters().Republished; r > 1 {
 		t.Errorf("the client republished %d events; with one in flight at most 1", r)
 	}
-	if dups > total/10 {
-		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", dups, total)
+	if got.Dups > total/10 {
+		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", got.Dups, total)
 	}
 	if !waitFor(5*time.Second, func() bool { return c.Counters().OutboxPending == 0 }) {
 		t.Fatalf("outbox still holds %d events", c.Counters().OutboxPending)

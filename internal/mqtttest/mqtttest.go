@@ -1,0 +1,202 @@
+package mqtttest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Varint is MQTT's variable byte integer (a packet's remaining length).
+func Varint(n int) []byte {
+	var b []byte
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+// RawConnect opens an MQTT 3.1.1 session by hand (clean session, client
+// id "ra"+id), so a test can send a packet header no well-behaved client
+// library would. The CONNACK must accept it; the connection has no read
+// deadline on return.
+func RawConnect(t testing.TB, addr string, id byte) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 3, 'r', 'a', id}
+	if _, err := c.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("connack %x: %v", ack, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c
+}
+
+// VerboseLogger is a debug logger on stderr when FACEGATE_TEST_VERBOSE is
+// set, else nil (the client's default).
+func VerboseLogger() *slog.Logger {
+	if os.Getenv("FACEGATE_TEST_VERBOSE") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Run runs run (a client's Run loop) until the test ends; the test fails
+// if it returns an error then.
+func Run(t testing.TB, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// Msg is one message an observer received.
+type Msg struct {
+	Topic    string
+	QoS      byte
+	Retained bool
+	Dup      bool
+	Payload  string
+	At       time.Time
+}
+
+// Observer is a plain paho client with a persistent session at QoS 1 that
+// records what it receives and subscribes again on every connect.
+type Observer struct {
+	c          paho.Client
+	subscribed chan struct{}
+	mu         sync.Mutex
+	msgs       []Msg
+	lost       int
+}
+
+// NewObserver connects an observer to broker as id, subscribing to
+// topics; it disconnects when the test ends. The subscriptions are made
+// by the on-connect handler, after NewObserver returns: WaitSubscribed
+// waits for them.
+func NewObserver(t testing.TB, broker, id string, topics ...string) *Observer {
+	t.Helper()
+	o := &Observer{subscribed: make(chan struct{})}
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(false).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetMaxReconnectInterval(500 * time.Millisecond).SetOrderMatters(true)
+	opts.SetConnectionLostHandler(func(paho.Client, error) { o.mu.Lock(); o.lost++; o.mu.Unlock() })
+	var once sync.Once
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		for _, tp := range topics {
+			c.Subscribe(tp, 1, func(_ paho.Client, m paho.Message) {
+				o.mu.Lock()
+				o.msgs = append(o.msgs, Msg{m.Topic(), m.Qos(), m.Retained(), m.Duplicate(), string(m.Payload()), time.Now()})
+				o.mu.Unlock()
+			}).Wait()
+		}
+		once.Do(func() { close(o.subscribed) })
+	})
+	o.c = paho.NewClient(opts)
+	if tok := o.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("observer %s connect: %v", id, tok.Error())
+	}
+	t.Cleanup(func() { o.c.Disconnect(100) })
+	return o
+}
+
+// WaitSubscribed waits up to d for the first connect's subscriptions.
+func (o *Observer) WaitSubscribed(d time.Duration) error {
+	select {
+	case <-o.subscribed:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("not subscribed after %s", d)
+	}
+}
+
+// On returns the messages received on topic, in order; a topic ending in
+// "#" matches every topic under its prefix.
+func (o *Observer) On(topic string) []Msg {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []Msg
+	for _, m := range o.msgs {
+		if m.Topic == topic || strings.HasSuffix(topic, "#") && strings.HasPrefix(m.Topic, strings.TrimSuffix(topic, "#")) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ConnLost counts the times the observer lost its connection.
+func (o *Observer) ConnLost() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lost
+}
+
+// Publish sends a QoS 1 message and waits 5 s for its PUBACK. A failed
+// publish returns paho's error as it is (tests log it as paho gave it).
+func (o *Observer) Publish(topic, payload string) error {
+	tok := o.c.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("publish %s: no PUBACK in 5 s", topic)
+	}
+	return tok.Error()
+}
+
+// Deliveries tallies the sequence numbers (1..total) a subscriber
+// received, in the order received.
+type Deliveries struct {
+	Seen   map[uint64]int // deliveries of each sequence number
+	Firsts []uint64       // sequence numbers in the order of their first delivery
+	Dups   int            // deliveries beyond the first
+}
+
+// Tally counts seqs.
+func Tally(seqs []uint64) Deliveries {
+	d := Deliveries{Seen: map[uint64]int{}}
+	for _, s := range seqs {
+		if d.Seen[s] == 0 {
+			d.Firsts = append(d.Firsts, s)
+		} else {
+			d.Dups++
+		}
+		d.Seen[s]++
+	}
+	return d
+}
+
+// Lost lists the sequence numbers of 1..total never delivered.
+func (d Deliveries) Lost(total uint64) []uint64 {
+	var lost []uint64
+	for s := uint64(1); s <= total; s++ {
+		if d.Seen[s] == 0 {
+			lost = append(lost, s)
+		}
+	}
+	return lost
+}

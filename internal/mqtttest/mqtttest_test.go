@@ -1,0 +1,74 @@
+package mqtttest_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/mqtttest"
+)
+
+func TestVarint(t *testing.T) {
+	for n, want := range map[int][]byte{0: {0}, 127: {0x7f}, 128: {0x80, 0x01}, 16383: {0xff, 0x7f}, 200 << 20: {0x80, 0x80, 0x80, 0x64}} {
+		if got := mqtttest.Varint(n); !bytes.Equal(got, want) {
+			t.Errorf("Varint(%d) = %x, want %x", n, got, want)
+		}
+	}
+}
+
+func TestTally(t *testing.T) {
+	d := mqtttest.Tally([]uint64{1, 3, 2, 3, 5, 1})
+	if d.Dups != 2 || !slices.Equal(d.Firsts, []uint64{1, 3, 2, 5}) || d.Seen[3] != 2 {
+		t.Fatalf("tally %+v", d)
+	}
+	if lost := d.Lost(6); !slices.Equal(lost, []uint64{4, 6}) {
+		t.Fatalf("lost %v, want [4 6]", lost)
+	}
+}
+
+// TestObserverAndRawConnect: against the embedded broker, an observer
+// records what is published under its wildcard, and a hand-made session
+// is accepted and answers PINGREQ.
+func TestObserverAndRawConnect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := mqtt.StartEmbedded(ctx, "127.0.0.1:0", mqtt.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	obs := mqtttest.NewObserver(t, b.URL(), "obs", "a/#")
+	if err := obs.WaitSubscribed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pub := mqtttest.NewObserver(t, b.URL(), "pub")
+	for _, tp := range []string{"a/1", "b/1", "a/2/x"} {
+		if err := pub.Publish(tp, "p-"+tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(obs.On("a/#")) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := obs.On("a/#")
+	if len(got) != 2 || got[0].Topic != "a/1" || got[0].Payload != "p-a/1" || got[0].QoS != 1 || got[1].Topic != "a/2/x" {
+		t.Fatalf("observed %+v", got)
+	}
+	if n := len(obs.On("a/1")); n != 1 {
+		t.Fatalf("On(a/1): %d messages", n)
+	}
+	c := mqtttest.RawConnect(t, b.Addr(), '1')
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte{0xC0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 2)
+	if _, err := c.Read(resp); err != nil || resp[0] != 0xD0 {
+		t.Fatalf("pingresp %x: %v", resp, err)
+	}
+}
