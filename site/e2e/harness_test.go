@@ -3,21 +3,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,23 +20,12 @@ import (
 	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
 	"github.com/facegate/facegate/enroll/store"
+	"github.com/facegate/facegate/internal/daemontest"
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return daemontest.FreePort(t) }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randomHex(n int) string { return daemontest.RandomHex(n) }
 
 func writeFile(t testing.TB, path, content string) string {
 	t.Helper()
@@ -52,128 +35,60 @@ func writeFile(t testing.TB, path, content string) string {
 	return path
 }
 
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one facegate process (a NATS member or a gate).
 type proc struct {
-	t       testing.TB
-	name    string
-	args    []string
-	env     []string
-	cmd     *exec.Cmd
-	logs    *safeBuffer
-	done    chan struct{} // closed when the process has exited
-	err     error         // its exit status, once done is closed
-	started time.Time
+	t    testing.TB
+	name string
+	args []string
+	env  []string
+	logs *daemontest.LogBuffer // of the latest start
+	p    daemontest.Process
 }
 
 func (p *proc) start() {
 	p.t.Helper()
-	p.logs = &safeBuffer{}
-	p.done = make(chan struct{})
-	p.cmd = exec.Command(*binFlag, p.args...)
-	p.cmd.Env = p.env
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	p.cmd.WaitDelay = 5 * time.Second // Wait returns even if something else holds the log pipe
-	p.started = time.Now()
-	if err := p.cmd.Start(); err != nil {
+	p.p.Name, p.p.Bin, p.p.Args, p.p.Env = p.name, *binFlag, p.args, p.env
+	if err := p.p.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	cmd, done := p.cmd, p.done
-	go func() { p.err = cmd.Wait(); close(done) }()
+	p.logs = p.p.Logs
 }
 
 // waitLog waits for a log line containing s and returns when it was seen.
 func (p *proc) waitLog(s string, d time.Duration) time.Time {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(p.logs.String(), s) {
-		select {
-		case <-p.done:
-			p.t.Fatalf("%s exited waiting for %q: %v\n%s", p.name, s, p.err, tail(p.logs.String()))
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: no %q after %s\n%s", p.name, s, d, tail(p.logs.String()))
-		}
+	at, err := p.p.WaitLog(s, d, 20*time.Millisecond)
+	if err != nil {
+		p.t.Fatalf("%v\n%s", err, tail(p.logs.String()))
 	}
-	return time.Now()
+	return at
 }
 
 func tail(s string) string {
 	if len(s) > 4000 {
-		return "..." + s[len(s)-4000:]
+		return "..." + daemontest.Tail(s, 4000)
 	}
 	return s
 }
 
-func (p *proc) running() bool {
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // stop sends SIGTERM and waits.
-func (p *proc) stop() {
-	if !p.running() {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-			p.t.Errorf("%s did not stop within 30 s of SIGTERM", p.name)
-		case <-time.After(30 * time.Second):
-			p.t.Errorf("%s (pid %d) still running 30 s after SIGTERM and 30 s after SIGKILL", p.name, p.cmd.Process.Pid)
-		}
-	}
-}
+func (p *proc) stop() { p.p.Stop(p.t) }
 
 // kill9 kills the process with SIGKILL.
-func (p *proc) kill9() {
-	if !p.running() {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *proc) kill9() { p.p.Kill9() }
 
 // gate is a running `facegate run` and an MQTT client of its broker.
 type gate struct {
 	*proc
 	id, state, galleryKey string
 	mqttPort              int
-	cl                    paho.Client
+	c                     *daemontest.Client
 	topics                mqtt.Topics
 	opKey                 auth.Key
+	replies               map[string]chan mqtt.EnrollReply // unused: daemontest.Client routes the replies
 
-	mu      sync.Mutex
-	replies map[string]chan mqtt.EnrollReply
-	events  []mqttEvent
+	mu     sync.Mutex
+	events []mqttEvent
 }
 
 type mqttEvent struct {
@@ -185,72 +100,34 @@ type mqttEvent struct {
 
 func (g *gate) connect() {
 	g.t.Helper()
-	if g.cl != nil && g.cl.IsConnected() {
-		g.cl.Disconnect(50)
-	}
-	opts := paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", g.mqttPort)).SetClientID("e2e-" + randomHex(4)).
-		SetCleanSession(true).SetAutoReconnect(false)
-	g.cl = paho.NewClient(opts)
-	if tok := g.cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		g.t.Fatalf("%s: mqtt: %v", g.id, tok.Error())
-	}
-	tok := g.cl.Subscribe(g.topics.Base+"/enroll/reply/+", 1, func(_ paho.Client, m paho.Message) {
-		var r mqtt.EnrollReply
-		if json.Unmarshal(m.Payload(), &r) != nil {
-			return
-		}
-		id := strings.TrimPrefix(m.Topic(), g.topics.Base+"/enroll/reply/")
-		g.mu.Lock()
-		ch := g.replies[id]
-		g.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- r:
-			default:
+	g.c.Disconnect(50)
+	c, err := daemontest.Connect(g.mqttPort, "e2e-"+randomHex(4), g.id, map[string]paho.MessageHandler{
+		g.topics.Events: func(_ paho.Client, m paho.Message) {
+			var e mqttEvent
+			if json.Unmarshal(m.Payload(), &e) != nil || e.ID == "" {
+				return
 			}
-		}
+			e.seen = time.Now()
+			g.mu.Lock()
+			g.events = append(g.events, e)
+			g.mu.Unlock()
+		},
 	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		g.t.Fatalf("%s: subscribe: %v", g.id, tok.Error())
+	if err != nil {
+		g.t.Fatalf("%s: mqtt: %v", g.id, err)
 	}
-	tok = g.cl.Subscribe(g.topics.Events, 1, func(_ paho.Client, m paho.Message) {
-		var e mqttEvent
-		if json.Unmarshal(m.Payload(), &e) != nil || e.ID == "" {
-			return
-		}
-		e.seen = time.Now()
-		g.mu.Lock()
-		g.events = append(g.events, e)
-		g.mu.Unlock()
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		g.t.Fatalf("%s: subscribe: %v", g.id, tok.Error())
-	}
+	g.c = c
 }
 
 // request sends a signed enrollment request and waits for its reply.
 func (g *gate) request(r *mqtt.EnrollRequest, wait time.Duration) (mqtt.EnrollReply, bool) {
 	g.t.Helper()
 	r.RequestID = randomHex(8)
-	a, err := mqtt.Sign(g.opKey, r, g.id, time.Now())
+	rep, ok, err := g.c.Request(r, g.opKey, wait)
 	if err != nil {
-		g.t.Fatal(err)
+		g.t.Fatalf("%s: %v", g.id, err)
 	}
-	r.Auth = a
-	b, _ := json.Marshal(r)
-	ch := make(chan mqtt.EnrollReply, 2)
-	g.mu.Lock()
-	g.replies[r.RequestID] = ch
-	g.mu.Unlock()
-	if tok := g.cl.Publish(g.topics.EnrollRequest, 1, false, b); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		g.t.Fatalf("%s: publish: %v", g.id, tok.Error())
-	}
-	select {
-	case rep := <-ch:
-		return rep, true
-	case <-time.After(wait):
-		return mqtt.EnrollReply{}, false
-	}
+	return rep, ok
 }
 
 func (g *gate) eventIDs() []mqttEvent {
@@ -304,15 +181,7 @@ func secretLine(id string) (string, []byte) {
 	return id + ":" + base64.StdEncoding.EncodeToString(sec) + "\n", sec
 }
 
-func envWithout(prefix string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, prefix) {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func envWithout(prefix string) []string { return daemontest.EnvWithout(prefix) }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
