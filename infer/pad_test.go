@@ -21,6 +21,7 @@ import (
 	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/manifest"
+	"github.com/facegate/facegate/internal/imagetest"
 )
 
 // padModels are the PAD models models/minifasnet.py exports, in the order
@@ -47,20 +48,6 @@ func openPAD(t testing.TB, cfg infer.PADConfig) *infer.PAD {
 	}
 	t.Cleanup(closeFn)
 	return p
-}
-
-func decodeFile(t testing.TB, path string) *imageio.RGB {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, _, err := imageio.Decode(f, imageio.Limits{})
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
 }
 
 // padRef is what `models/minifasnet.py reference` wrote (mk/minifasnet.mk,
@@ -123,7 +110,7 @@ func TestPADCropMatchesPython(t *testing.T) {
 	dst := make([]float32, per)
 	var rs infer.PADResizer
 	for i, e := range ref.Entries {
-		img := decodeFile(t, filepath.Join(ref.dir, e.Image))
+		img := imagetest.DecodeFile(t, filepath.Join(ref.dir, e.Image))
 		r, err := infer.PADCrop(dst, img, xywh(e.Box), e.Scale, ref.Size, true, &rs)
 		if err != nil {
 			t.Fatal(err)
@@ -199,7 +186,7 @@ func TestPADSamplesThroughPipeline(t *testing.T) {
 		file string
 		real bool
 	}{{"image_F1.jpg", false}, {"image_F2.jpg", false}, {"image_T1.jpg", true}} {
-		img := decodeFile(t, filepath.Join(padSamplesDir(), c.file))
+		img := imagetest.DecodeFile(t, filepath.Join(padSamplesDir(), c.file))
 		faces, err := pipe.Detect(img)
 		if err != nil {
 			t.Fatal(err)
@@ -438,7 +425,7 @@ func TestPADBonaFideSurvey(t *testing.T) {
 	var scores []float64
 	noFace := 0
 	for _, path := range files {
-		img := decodeFile(t, path)
+		img := imagetest.DecodeFile(t, path)
 		faces, err := pipe.Detect(img)
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/facegate/facegate/infer/detect"
 	"github.com/facegate/facegate/infer/imageio"
 	"github.com/facegate/facegate/infer/quality"
+	"github.com/facegate/facegate/internal/imagetest"
 	"github.com/facegate/facegate/pad/challenge"
 )
 
@@ -31,20 +32,6 @@ func openDetector(t testing.TB) *infer.Pipeline {
 	}
 	t.Cleanup(closeFn)
 	return pipe
-}
-
-func decodeFile(t testing.TB, path string) *imageio.RGB {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, _, err := imageio.Decode(f, imageio.Limits{})
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return img
 }
 
 // face is what the door sees of one frame: the face (nil when none) and
@@ -133,7 +120,7 @@ func loadOTB(t *testing.T) otb {
 			return
 		}
 		for i, g := range gt {
-			img := decodeFile(t, filepath.Join(dir, fmt.Sprintf("%04d.jpg", i+1)))
+			img := imagetest.DecodeFile(t, filepath.Join(dir, fmt.Sprintf("%04d.jpg", i+1)))
 			big, err := imageio.Resize(img, img.W*otbUpscale, img.H*otbUpscale)
 			if err != nil {
 				otbErr = err.Error()
@@ -380,7 +367,7 @@ func TestChallengePictures(t *testing.T) {
 			// The central 160x180 of the 250x250 LFW frame: the face
 			// and its surroundings, without the neighbours' partial
 			// faces LFW frames often hold.
-			testPictures(t, pipe, crop(decodeFile(t, filepath.Join(infer.TestDataDir(t), photo)), 45, 35, 160, 180))
+			testPictures(t, pipe, crop(imagetest.DecodeFile(t, filepath.Join(infer.TestDataDir(t), photo)), 45, 35, 160, 180))
 		})
 	}
 }
