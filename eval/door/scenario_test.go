@@ -5,9 +5,7 @@ package door
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,15 +13,12 @@ import (
 	"image/color"
 	stddraw "image/draw"
 	"image/jpeg"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +26,7 @@ import (
 
 	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/daemontest"
 )
 
 // The scenario's knobs (make door-scenario passes -bin and -out).
@@ -48,22 +44,6 @@ var (
 	padFlag       = flag.String("pad", "off", "FACEGATE_PAD of the run (the clip is made of photographs: passive PAD would rightly refuse them)")
 	embeddersFlag = flag.String("embedders", "dlib-resnet-v1,sface-2021dec", "FACEGATE_EMBEDDERS of the run")
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // need fails under CI=true and skips elsewhere when a prerequisite is
 // missing (make door-scenario builds the binary and the models).
@@ -88,21 +68,9 @@ type gate struct {
 func newGate(t *testing.T, dir string) *gate {
 	t.Helper()
 	g := &gate{dir: dir, state: filepath.Join(dir, "state"), keys: filepath.Join(dir, "enroll-keys"), gkey: filepath.Join(dir, "gallery-key"),
-		device: "door-" + randomHex(3), mqttPort: freePort(t), metricsPort: freePort(t)}
-	secret, gs := make([]byte, 32), make([]byte, 32)
-	rand.Read(secret)
-	rand.Read(gs)
-	os.WriteFile(g.keys, []byte("ops:"+base64.StdEncoding.EncodeToString(secret)+"\n"), 0o600)
-	os.WriteFile(g.gkey, []byte("g1:"+base64.StdEncoding.EncodeToString(gs)+"\n"), 0o600)
-	g.key, _ = auth.NewKey("ops", secret)
-	g.models = *modelsFlag
-	if g.models == "" {
-		g.models = os.Getenv("FACEGATE_MODELS_DIR")
-	}
-	if g.models == "" {
-		g.models = "../../build/models"
-	}
-	g.models, _ = filepath.Abs(g.models)
+		device: "door-" + daemontest.RandomHex(3), mqttPort: daemontest.FreePort(t), metricsPort: daemontest.FreePort(t)}
+	g.key = daemontest.WriteKeys(t, g.keys, g.gkey)
+	g.models = daemontest.ModelsDir(*modelsFlag, "../../build/models")
 	return g
 }
 
@@ -114,97 +82,35 @@ func (g *gate) settings() []string {
 }
 
 func (g *gate) env(camera string, fps float64, loop bool) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FACEGATE_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, g.settings()...)
-	return append(env, "FACEGATE_DEVICE_ID="+g.device, "FACEGATE_STATE_DIR="+g.state, "FACEGATE_MODELS_DIR="+g.models,
-		"FACEGATE_CAMERA="+camera, "FACEGATE_CAMERA_FPS="+strconv.FormatFloat(fps, 'g', -1, 64), "FACEGATE_CAMERA_LOOP="+strconv.FormatBool(loop),
-		"FACEGATE_MQTT_EMBEDDED=true", "FACEGATE_MQTT_EMBEDDED_ADDR=127.0.0.1:"+strconv.Itoa(g.mqttPort),
-		"FACEGATE_ENROLL_KEYS="+g.keys, "FACEGATE_GALLERY_KEY="+g.gkey, "FACEGATE_LOG_LEVEL=info",
-		"FACEGATE_METRICS_ADDR=127.0.0.1:"+strconv.Itoa(g.metricsPort), "FACEGATE_MQTT_HA_DISCOVERY=false")
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	run := daemontest.RunConfig{Device: g.device, State: g.state, Models: g.models, Camera: camera, FPS: fps, Loop: loop,
+		MQTTPort: g.mqttPort, EnrollKeys: g.keys, GalleryKey: g.gkey, MetricsAddr: "127.0.0.1:" + strconv.Itoa(g.metricsPort)}
+	return append(append(daemontest.EnvWithout("FACEGATE_"), g.settings()...), run.Env()...)
 }
 
 // daemon is one running `facegate run` and an MQTT client on its broker.
 type daemon struct {
-	t    *testing.T
-	g    *gate
-	cmd  *exec.Cmd
-	logs *logBuffer
-	done chan error
-	cl   paho.Client
+	t *testing.T
+	g *gate
+	p *daemontest.Process
+	c *daemontest.Client
 
-	mu      sync.Mutex
-	replies map[string]chan mqtt.EnrollReply
-	events  [][]byte
-	stats   []byte
+	mu     sync.Mutex
+	events [][]byte
+	stats  []byte
 }
 
 func startDaemon(t *testing.T, g *gate, camera string, fps float64, loop bool) *daemon {
 	t.Helper()
-	d := &daemon{t: t, g: g, logs: &logBuffer{}, done: make(chan error, 1), replies: map[string]chan mqtt.EnrollReply{}}
-	d.cmd = exec.Command(*binFlag, "run")
-	d.cmd.Env = g.env(camera, fps, loop)
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
+	d := &daemon{t: t, g: g, p: &daemontest.Process{Name: "daemon", Bin: *binFlag, Args: []string{"run"}, Env: g.env(camera, fps, loop)}}
+	if err := d.p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(d.stop)
-	deadline := time.Now().Add(120 * time.Second)
-	for !strings.Contains(d.logs.String(), "msg=ready") {
-		select {
-		case err := <-d.done:
-			t.Fatalf("daemon exited before ready: %v\n%s", err, d.logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready in 120 s:\n%s", d.logs.String())
-		}
-	}
-	opts := paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", g.mqttPort)).SetClientID("door-" + randomHex(4)).
-		SetCleanSession(true).SetAutoReconnect(false)
-	d.cl = paho.NewClient(opts)
-	if tok := d.cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("test client: %v", tok.Error())
+	if _, err := d.p.WaitLog("msg=ready", 120*time.Second, 50*time.Millisecond); err != nil {
+		t.Fatalf("daemon not ready: %v\n%s", err, d.p.Logs.String())
 	}
 	topics := mqtt.NewTopics("facegate", g.device)
-	subs := map[string]paho.MessageHandler{
-		topics.Base + "/enroll/reply/+": func(_ paho.Client, m paho.Message) {
-			var r mqtt.EnrollReply
-			if json.Unmarshal(m.Payload(), &r) != nil {
-				return
-			}
-			d.mu.Lock()
-			ch := d.replies[strings.TrimPrefix(m.Topic(), topics.Base+"/enroll/reply/")]
-			d.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- r:
-				default:
-				}
-			}
-		},
+	c, err := daemontest.Connect(g.mqttPort, "door-"+daemontest.RandomHex(4), g.device, map[string]paho.MessageHandler{
 		topics.Events: func(_ paho.Client, m paho.Message) {
 			d.mu.Lock()
 			d.events = append(d.events, append([]byte(nil), m.Payload()...))
@@ -215,39 +121,19 @@ func startDaemon(t *testing.T, g *gate, camera string, fps float64, loop bool) *
 			d.stats = append([]byte(nil), m.Payload()...)
 			d.mu.Unlock()
 		},
+	})
+	if err != nil {
+		t.Fatalf("test client: %v", err)
 	}
-	for topic, h := range subs {
-		if tok := d.cl.Subscribe(topic, 1, h); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", topic, tok.Error())
-		}
-	}
+	d.c = c
 	return d
 }
 
-func (d *daemon) exited() bool {
-	select {
-	case err := <-d.done:
-		d.done <- err
-		return true
-	default:
-		return false
-	}
-}
+func (d *daemon) exited() bool { return !d.p.Running() }
 
 func (d *daemon) stop() {
-	if d.cl != nil && d.cl.IsConnected() {
-		d.cl.Disconnect(100)
-	}
-	if d.cmd.ProcessState != nil || d.exited() {
-		return
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		d.t.Errorf("daemon did not stop within 30 s of SIGTERM")
-	}
+	d.c.Disconnect(100)
+	d.p.Stop(d.t)
 }
 
 // enrol sends a signed add of one photo and waits for the reply.
@@ -256,27 +142,15 @@ func (d *daemon) enrol(p Person, root string) (mqtt.EnrollReply, error) {
 	if err != nil {
 		return mqtt.EnrollReply{}, err
 	}
-	r := &mqtt.EnrollRequest{RequestID: randomHex(8), Op: mqtt.OpAdd, SubjectID: p.ID, Name: p.Name(), Images: []string{base64.StdEncoding.EncodeToString(b)}}
-	a, err := mqtt.Sign(d.g.key, r, d.g.device, time.Now())
+	r := &mqtt.EnrollRequest{Op: mqtt.OpAdd, SubjectID: p.ID, Name: p.Name(), Images: []string{base64.StdEncoding.EncodeToString(b)}}
+	rep, ok, err := d.c.Request(r, d.g.key, 60*time.Second)
 	if err != nil {
 		return mqtt.EnrollReply{}, err
 	}
-	r.Auth = a
-	payload, _ := json.Marshal(r)
-	ch := make(chan mqtt.EnrollReply, 1)
-	d.mu.Lock()
-	d.replies[r.RequestID] = ch
-	d.mu.Unlock()
-	topics := mqtt.NewTopics("facegate", d.g.device)
-	if tok := d.cl.Publish(topics.EnrollRequest, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return mqtt.EnrollReply{}, fmt.Errorf("publish: %v", tok.Error())
-	}
-	select {
-	case rep := <-ch:
-		return rep, nil
-	case <-time.After(60 * time.Second):
+	if !ok {
 		return mqtt.EnrollReply{}, fmt.Errorf("no reply to the enrolment of %s in 60 s", p.ID)
 	}
+	return rep, nil
 }
 
 // framesIn reads facegate_camera_frames_in_total and
@@ -359,7 +233,7 @@ func TestDoorScenario(t *testing.T) {
 		}
 		rep, err := d.enrol(p, *facesFlag)
 		if err != nil {
-			t.Fatalf("%v\n%s", err, tail(d.logs.String(), 4000))
+			t.Fatalf("%v\n%s", err, daemontest.Tail(d.p.Logs.String(), 4000))
 		}
 		if rep.Status != mqtt.ReplyOK {
 			s := fmt.Sprintf("%s: %s", p.ID, rep.Code)
@@ -376,7 +250,7 @@ func TestDoorScenario(t *testing.T) {
 		t.Fatalf("only %d of %d enrolled (refused: %v)", len(enrolled), *enrolFlag, refused)
 	}
 	d.stop()
-	os.WriteFile(filepath.Join(out, "daemon-enrol.log"), []byte(d.logs.String()), 0o644)
+	os.WriteFile(filepath.Join(out, "daemon-enrol.log"), []byte(d.p.Logs.String()), 0o644)
 
 	// 2. The clip.
 	visits := Visits(enrolled, plan.Strangers, *photosFlag, *seedFlag)
@@ -421,7 +295,7 @@ func TestDoorScenario(t *testing.T) {
 	raw, stats := d.events, d.stats
 	d.mu.Unlock()
 	d.stop()
-	os.WriteFile(filepath.Join(out, "daemon-visits.log"), []byte(d.logs.String()), 0o644)
+	os.WriteFile(filepath.Join(out, "daemon-visits.log"), []byte(d.p.Logs.String()), 0o644)
 
 	var events []Event
 	var jl bytes.Buffer
@@ -490,13 +364,6 @@ func TestDoorScenario(t *testing.T) {
 	if n := res.Genuine["none"] + res.Stranger["none"]; n != 0 {
 		t.Errorf("%d visits without an event", n)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
 }
 
 func deref(p *float64) float64 {
