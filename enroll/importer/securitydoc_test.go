@@ -3,35 +3,31 @@ package importer
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/facegate/facegate/daemon/auth"
 	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/daemontest"
 )
 
 // TestSecurityDocOptionalMembers: the body docs/security.md shows for the
 // optional enroll members (faces, force: the importer sends force) is the
 // one the gate signs and verifies.
 func TestSecurityDocOptionalMembers(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/security.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := daemontest.SecurityDoc(t, 2)
 	one := 1
 	r := &mqtt.EnrollRequest{RequestID: "req-0002", Op: mqtt.OpAdd, SubjectID: "bob", Name: "Bob",
 		Images: []string{base64.StdEncoding.EncodeToString([]byte("photo"))},
 		Faces:  []mqtt.FaceChoice{{Image: 0, Index: &one}}, Force: true}
-	if body := "```\n" + string(r.CanonicalBody("door-1")) + "```"; !strings.Contains(string(doc), body) {
+	if body := "```\n" + string(r.CanonicalBody("door-1")) + "```"; !strings.Contains(doc, body) {
 		t.Errorf("docs/security.md lacks the body with faces and force:\n%s", body)
 	}
 	r.Faces = []mqtt.FaceChoice{{Image: 0, Box: &mqtt.Box{X: 10, Y: 20, W: 30, H: 40}}}
 	body := string(r.CanonicalBody("door-1"))
 	line := body[strings.Index(body, "faces:"):strings.Index(body, "force:")]
-	if !strings.Contains(string(doc), "`"+strings.TrimSuffix(line, "\n")+"`") {
+	if !strings.Contains(doc, "`"+strings.TrimSuffix(line, "\n")+"`") {
 		t.Errorf("docs/security.md lacks the box choice's line %q", line)
 	}
 }
@@ -43,39 +39,24 @@ func TestSecurityDocOptionalMembers(t *testing.T) {
 // the public line accepts that JSON, and refuses it where the key id
 // names an HMAC key or the body was changed.
 func TestSecurityDocEd25519WorkedExample(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/security.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := daemontest.SecurityDoc(t, 2)
 	k, err := auth.NewEd25519PrivateKey("ops-ed", bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &mqtt.EnrollRequest{RequestID: "req-0001", Op: mqtt.OpDelete, SubjectID: "alice"}
-	body := r.CanonicalBody("door-1")
-	f := auth.Fields{KeyID: k.ID, Timestamp: 1790000000, Nonce: "AAAAAAAAAAAAAAAAAAAAAA"}
-	areq := auth.Request{Operation: r.Operation(), RequestID: r.RequestID, Body: body}
-	canon, err := auth.Canonical(f, areq)
+	ex, err := daemontest.SignExample(k, r, "door-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := auth.SignFields(k, f, areq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Auth = mqtt.Auth{KeyID: sf.KeyID, TS: sf.Timestamp, Nonce: sf.Nonce, Sig: sf.Signature}
-	js, _ := json.Marshal(r)
-	for what, want := range map[string]string{
+	sf, areq, js := ex.Signed, ex.Request, ex.JSON
+	daemontest.DocHas(t, doc, map[string]string{
 		"private key line": "`" + k.PrivateLine() + "`",
 		"public key line":  "`" + k.PublicLine() + "`",
-		"canonical form":   "```\n" + string(canon) + "\n```",
+		"canonical form":   "```\n" + string(ex.Canonical) + "\n```",
 		"signature":        "Signature (Ed25519): `" + sf.Signature + "`",
 		"request JSON":     string(js),
-	} {
-		if !strings.Contains(string(doc), want) {
-			t.Errorf("docs/security.md lacks the %s:\n%s", what, want)
-		}
-	}
+	})
 	got, err := mqtt.DecodeEnrollRequest(js, mqtt.Limits{})
 	if err != nil {
 		t.Fatal(err)
