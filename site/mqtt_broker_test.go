@@ -419,15 +419,7 @@ func TestNatsMQTTRestartMidStream(t *testing.T) {
 		}
 	}
 	t.Logf("first deliveries at their position: %d of %d", len(got.Firsts)-outOfOrder, len(got.Firsts))
-	if pendingWhileDown == 0 {
-		t.Error("no event waited in the outbox while the broker was down")
-	}
-	if r := c.Counters().Republished; r > 1 {
-		t.Errorf("the client republished %d events; with one in flight at most 1", r)
-	}
-	if got.Dups > total/10 {
-		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", got.Dups, total)
-	}
+	got.CheckRestart(t, total, pendingWhileDown, c.Counters().Republished)
 	waitFor(t, 5*time.Second, "an empty outbox", func() bool { return c.Counters().OutboxPending == 0 })
 }
 
@@ -475,18 +467,7 @@ func TestNatsMQTTMaxPayload(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		big := mqtttest.RawConnect(t, b.mqttAddr, '2')
 		defer big.Close()
-		const size = 200 << 20
-		hdr := append([]byte{0x30}, mqtttest.Varint(size)...)
-		hdr = append(hdr, 0, 1, 't')
-		if _, err := big.Write(hdr); err != nil {
-			t.Fatal(err)
-		}
-		big.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if _, err := big.Read(make([]byte, 1)); err == nil {
-			t.Fatal("broker answered a 200 MB publish instead of closing the connection")
-		} else if ne, isNet := err.(net.Error); isNet && ne.Timeout() {
-			t.Fatal("broker kept the connection of a 200 MB publish open (reading it?)")
-		}
+		mqtttest.RefusesAnnounced(t, big, 200<<20, "a 200 MB publish")
 		runtime.ReadMemStats(&after)
 		grew := after.TotalAlloc - before.TotalAlloc
 		t.Logf("200 MB publish announced: connection closed, %d kB allocated in the process meanwhile", grew>>10)
@@ -494,14 +475,7 @@ func TestNatsMQTTMaxPayload(t *testing.T) {
 			t.Fatalf("broker allocated %d MB for a refused packet", grew>>20)
 		}
 		// The well-behaved connection is still served.
-		ok.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := ok.Write([]byte{0xC0, 0}); err != nil { // PINGREQ
-			t.Fatal(err)
-		}
-		resp := make([]byte, 2)
-		if _, err := io.ReadFull(ok, resp); err != nil || resp[0] != 0xD0 {
-			t.Fatalf("pingresp %x: %v", resp, err)
-		}
+		mqtttest.Ping(t, ok)
 	})
 }
 

@@ -54,6 +54,40 @@ func RawConnect(t testing.TB, addr string, id byte) net.Conn {
 	return c
 }
 
+// RefusesAnnounced writes on c the fixed header of a publish (topic "t")
+// announcing size bytes and nothing more, and fails the test unless the
+// broker closes the connection within 3 s, without answering or waiting
+// for the bytes; what names the packet in the failures ("a 200 MB
+// publish").
+func RefusesAnnounced(t testing.TB, c net.Conn, size int, what string) {
+	t.Helper()
+	hdr := append([]byte{0x30}, Varint(size)...)
+	hdr = append(hdr, 0, 1, 't')
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("broker answered %s instead of closing the connection", what)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("broker kept the connection of %s open (reading it?)", what)
+	}
+}
+
+// Ping sends PINGREQ on c and fails the test unless PINGRESP comes back
+// within a second: the connection is still served.
+func Ping(t testing.TB, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte{0xC0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 2)
+	if _, err := io.ReadFull(c, resp); err != nil || resp[0] != 0xD0 {
+		t.Fatalf("pingresp %x: %v", resp, err)
+	}
+}
+
 // VerboseLogger is a debug logger on stderr when FACEGATE_TEST_VERBOSE is
 // set, else nil (the client's default).
 func VerboseLogger() *slog.Logger {
@@ -199,4 +233,23 @@ func (d Deliveries) Lost(total uint64) []uint64 {
 		}
 	}
 	return lost
+}
+
+// CheckRestart fails the test where a broker restart in the middle of
+// total events cost more than QoS 1 explains: no event waited in the
+// outbox while the broker was down (then the test tested no restart), the
+// client republished more than the one event it has in flight (it
+// publishes one at a time), or more than a tenth of the events came twice.
+// Loss and order are the caller's to check.
+func (d Deliveries) CheckRestart(t testing.TB, total int, pendingWhileDown, republished uint64) {
+	t.Helper()
+	if pendingWhileDown == 0 {
+		t.Error("no event waited in the outbox while the broker was down")
+	}
+	if republished > 1 {
+		t.Errorf("the client republished %d events; with one in flight at most 1", republished)
+	}
+	if d.Dups > total/10 {
+		t.Errorf("%d duplicates of %d events: more than QoS 1 redelivery explains", d.Dups, total)
+	}
 }

@@ -3,6 +3,7 @@ package mqtttest_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ func TestTally(t *testing.T) {
 }
 
 // TestObserverAndRawConnect: against the embedded broker, an observer
-// records what is published under its wildcard, and a hand-made session
-// is accepted and answers PINGREQ.
+// records what is published under its wildcard; a hand-made session is
+// accepted and answers PINGREQ, another announcing 200 MB is closed.
 func TestObserverAndRawConnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -63,12 +64,43 @@ func TestObserverAndRawConnect(t *testing.T) {
 	}
 	c := mqtttest.RawConnect(t, b.Addr(), '1')
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte{0xC0, 0}); err != nil {
-		t.Fatal(err)
+	mqtttest.Ping(t, c)
+	big := mqtttest.RawConnect(t, b.Addr(), '2')
+	defer big.Close()
+	mqtttest.RefusesAnnounced(t, big, 200<<20, "a 200 MB publish")
+	mqtttest.Ping(t, c)
+}
+
+func TestCheckRestart(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		seqs          []uint64
+		pending, repl uint64
+		fail          bool
+	}{
+		{"within QoS 1", []uint64{1, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 3, 1, false},
+		{"nothing waited", []uint64{1, 2, 3}, 0, 0, true},
+		{"two republished", []uint64{1, 2, 3}, 1, 2, true},
+		{"too many duplicates", []uint64{1, 1, 2, 2, 3}, 1, 0, true},
+	} {
+		ft := &fakeT{TB: t}
+		mqtttest.Tally(c.seqs).CheckRestart(ft, 10, c.pending, c.repl)
+		if ft.failed != c.fail {
+			t.Errorf("%s: failed %v, want %v (%v)", c.name, ft.failed, c.fail, ft.msgs)
+		}
 	}
-	resp := make([]byte, 2)
-	if _, err := c.Read(resp); err != nil || resp[0] != 0xD0 {
-		t.Fatalf("pingresp %x: %v", resp, err)
-	}
+}
+
+// fakeT records failures instead of failing the test.
+type fakeT struct {
+	testing.TB
+	failed bool
+	msgs   []string
+}
+
+func (f *fakeT) Helper()           {}
+func (f *fakeT) Error(args ...any) { f.failed = true; f.msgs = append(f.msgs, fmt.Sprint(args...)) }
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.failed = true
+	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
 }
