@@ -127,8 +127,8 @@ func (o *observer) publish(topic, payload string) error { return o.Publish(topic
 type cutProxy struct {
 	ln     net.Listener
 	target string
+	conns  mqtttest.Conns
 	mu     sync.Mutex
-	conns  []net.Conn
 	held   bool // refuse new connections (close them at once)
 }
 
@@ -170,22 +170,13 @@ func (p *cutProxy) serve() {
 			c.Close()
 			continue
 		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
+		p.conns.Add(c, up)
 		go func() { io.Copy(up, c); up.Close() }()
 		go func() { io.Copy(c, up); c.Close() }()
 	}
 }
 
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
+func (p *cutProxy) cut() { p.conns.Cut() }
 
 // runGate starts the daemon's MQTT client (paho underneath) as a gate does.
 func runGate(t *testing.T, broker, device string, h mqtt.Handlers) *mqtt.Client {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -197,20 +196,15 @@ func (o *observer) publish(t *testing.T, topic, payload string) {
 
 // cuttable records the client's network connections so a test can cut
 // them uncleanly (no DISCONNECT packet: the broker sends the last will).
-type cuttable struct {
-	mu    sync.Mutex
-	conns []net.Conn
-}
+type cuttable struct{ conns mqtttest.Conns }
 
 func (c *cuttable) dial(u *url.URL) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	w := &resetConn{Conn: conn}
-	c.conns = append(c.conns, w)
+	c.conns.Add(w)
 	return w, nil
 }
 
@@ -234,14 +228,7 @@ func (r *resetConn) Close() error {
 	return r.Conn.Close()
 }
 
-func (c *cuttable) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, conn := range c.conns {
-		conn.Close()
-	}
-	c.conns = nil
-}
+func (c *cuttable) cut() { c.conns.Cut() }
 
 // runClient starts a real (paho) Client against broker.
 func runClient(t *testing.T, broker, device string, h Handlers, cut *cuttable) *Client {

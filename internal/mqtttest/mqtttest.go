@@ -88,6 +88,30 @@ func Ping(t testing.TB, c net.Conn) {
 	}
 }
 
+// Conns holds network connections so that a test can cut them all at once,
+// uncleanly: the broker sees no DISCONNECT packet and sends the last will.
+type Conns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// Add keeps conns for the next Cut.
+func (c *Conns) Add(conns ...net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conns = append(c.conns, conns...)
+}
+
+// Cut closes every connection added since the last Cut.
+func (c *Conns) Cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
+}
+
 // VerboseLogger is a debug logger on stderr when FACEGATE_TEST_VERBOSE is
 // set, else nil (the client's default).
 func VerboseLogger() *slog.Logger {

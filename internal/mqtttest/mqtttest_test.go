@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -103,4 +104,19 @@ func (f *fakeT) Error(args ...any) { f.failed = true; f.msgs = append(f.msgs, fm
 func (f *fakeT) Errorf(format string, args ...any) {
 	f.failed = true
 	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
+}
+
+func TestConnsCut(t *testing.T) {
+	var cs mqtttest.Conns
+	a, b := net.Pipe()
+	defer b.Close()
+	cs.Add(a)
+	cs.Cut()
+	b.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the far end reads after Cut")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection was not closed by Cut")
+	}
+	cs.Cut() // nothing left: no second close
 }
