@@ -119,13 +119,7 @@ func TestWriteKeys(t *testing.T) {
 // verifies; the reply published on its reply topic comes back from
 // Request, and an unanswered one reports false.
 func TestClientRequestReply(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := mqtt.StartEmbedded(ctx, "127.0.0.1:0", mqtt.EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := Broker(t)
 	_, ps, _ := net.SplitHostPort(b.Addr())
 	port, _ := strconv.Atoi(ps)
 	dir := t.TempDir()

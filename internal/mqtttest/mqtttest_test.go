@@ -2,14 +2,13 @@ package mqtttest_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/facegate/facegate/daemon/mqtt"
+	"github.com/facegate/facegate/internal/daemontest"
 	"github.com/facegate/facegate/internal/mqtttest"
 )
 
@@ -35,13 +34,7 @@ func TestTally(t *testing.T) {
 // records what is published under its wildcard; a hand-made session is
 // accepted and answers PINGREQ, another announcing 200 MB is closed.
 func TestObserverAndRawConnect(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := mqtt.StartEmbedded(ctx, "127.0.0.1:0", mqtt.EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := daemontest.Broker(t)
 	obs := mqtttest.NewObserver(t, b.URL(), "obs", "a/#")
 	if err := obs.WaitSubscribed(5 * time.Second); err != nil {
 		t.Fatal(err)
