@@ -320,13 +320,7 @@ func TestNatsMQTTGate(t *testing.T) {
 		cutAt := time.Now()
 		proxy.hold(true)
 		proxy.cut()
-		seq := func() []string {
-			var s []string
-			for _, m := range late.on(topics.Status) {
-				s = append(s, m.Payload)
-			}
-			return s
-		}
+		seq := func() []string { return late.Payloads(topics.Status) }
 		waitFor(t, 10*time.Second, "the last will", func() bool { s := seq(); return s[len(s)-1] == mqtt.StatusOffline })
 		proxy.hold(false)
 		deadline := time.Now().Add(15 * time.Second)

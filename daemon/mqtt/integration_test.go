@@ -326,13 +326,7 @@ func checkStatusAndWill(t *testing.T, broker string, topics Topics, cut *cuttabl
 		t.Fatalf("retained status %+v", m)
 	}
 	cut.cut()
-	seq := func() []string {
-		var s []string
-		for _, m := range late.on(topics.Status) {
-			s = append(s, m.payload)
-		}
-		return s
-	}
+	seq := func() []string { return late.Payloads(topics.Status) }
 	if !waitFor(15*time.Second, func() bool {
 		s := seq()
 		return len(s) >= 3 && s[len(s)-2] == StatusOffline && s[len(s)-1] == StatusOnline

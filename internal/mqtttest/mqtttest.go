@@ -209,6 +209,16 @@ func (o *Observer) On(topic string) []Msg {
 	return out
 }
 
+// Payloads returns the payloads received on topic, in order (On's
+// matching).
+func (o *Observer) Payloads(topic string) []string {
+	var out []string
+	for _, m := range o.On(topic) {
+		out = append(out, m.Payload)
+	}
+	return out
+}
+
 // ConnLost counts the times the observer lost its connection.
 func (o *Observer) ConnLost() int {
 	o.mu.Lock()

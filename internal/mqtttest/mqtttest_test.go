@@ -56,6 +56,9 @@ func TestObserverAndRawConnect(t *testing.T) {
 	if n := len(obs.On("a/1")); n != 1 {
 		t.Fatalf("On(a/1): %d messages", n)
 	}
+	if p := obs.Payloads("a/#"); !slices.Equal(p, []string{"p-a/1", "p-a/2/x"}) {
+		t.Fatalf("Payloads(a/#) = %q", p)
+	}
 	c := mqtttest.RawConnect(t, b.Addr(), '1')
 	defer c.Close()
 	mqtttest.Ping(t, c)
