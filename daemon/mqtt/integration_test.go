@@ -57,16 +57,6 @@ func serviceBrokerURL(t *testing.T) string {
 	return u
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // brokerInflight bounds the QoS 1 messages the test broker has sent a
 // subscriber without its PUBACK. A broker restart redelivers them (QoS 1:
 // at least once), so it also bounds the duplicates a subscriber may see.
@@ -109,7 +99,7 @@ func startMosquitto(t *testing.T) *mosquitto {
 			}
 		}
 	}
-	port := freePort(t)
+	port := mqtttest.FreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	err = os.WriteFile(conf, []byte(fmt.Sprintf(
 		"listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 10000\nmax_inflight_messages %d\nlog_dest stderr\nlog_type error\nlog_type warning\n",

@@ -15,6 +15,18 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago:
+// for a broker the test starts on a port it must know beforehand.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 // Varint is MQTT's variable byte integer (a packet's remaining length).
 func Varint(n int) []byte {
 	var b []byte

@@ -116,3 +116,12 @@ func TestConnsCut(t *testing.T) {
 	}
 	cs.Cut() // nothing left: no second close
 }
+
+func TestFreePort(t *testing.T) {
+	p := mqtttest.FreePort(t)
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(p)))
+	if err != nil {
+		t.Fatalf("port %d is not free: %v", p, err)
+	}
+	l.Close()
+}
