@@ -298,16 +298,14 @@ func (c *Calibration) keys() []string {
 // identities so that a visit of someone not enrolled is granted to anyone
 // with probability at most fpir (per visit, repeated looks included).
 //
-// Where the visit model's gallery curves cover n (between two simulated
-// sizes, linear in log N) and fpir (enough calibration strangers reach
-// it), the threshold is read from them: the rule itself, margin included,
-// run on random galleries. Elsewhere it is the independence model: with n
-// identities a stranger is granted only if one of them has peak evidence
-// over the threshold; taking the identities as independent, the
-// per-identity exceedance must be q = 1 − (1 − fpir)^(1/n) (≈ fpir/n),
-// and the threshold is the visit model's quantile at q, never below the
-// curves' threshold at their lowest supported FPIR (so the threshold
-// still rises as the target falls).
+// Where the visit model's gallery curves cover n (a simulated size, or
+// between two, linear in log N), the threshold is read from them: the
+// rule itself, margin included, run on random galleries. Elsewhere it is
+// the independence model: with n identities a stranger is granted only if
+// one of them has peak evidence over the threshold; taking the identities
+// as independent, the per-identity exceedance must be
+// q = 1 − (1 − fpir)^(1/n) (≈ fpir/n), and the threshold is the visit
+// model's quantile at q.
 func (c *Calibration) Threshold(key string, n int, fpir float64) (float64, error) {
 	v, ok := c.Visits[key]
 	if !ok {
@@ -328,11 +326,7 @@ func (v VisitModel) Threshold(n int, fpir float64) float64 {
 	if t, ok := v.curveThreshold(n, fpir); ok {
 		return t
 	}
-	t := v.Quantile(PerIdentity(n, fpir))
-	if f, ok := v.curveThreshold(n, v.curveSupport(n)); ok {
-		t = math.Max(t, f)
-	}
-	return t
+	return v.Quantile(PerIdentity(n, fpir))
 }
 
 // PerIdentity is the per-identity exceedance q = 1 − (1 − fpir)^(1/n)

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -10,59 +11,83 @@ import (
 // galleries of N identities, simulated on the calibration data: for a
 // threshold t, the fraction of (non-mated visit, random gallery) pairs the
 // rule, margin included, would grant to someone. Points hold the
-// threshold reached at each listed FPIR (Exceed), only where enough
-// distinct calibration visits reach it (see [FitGalleryCurve]).
+// empirical threshold at each listed FPIR (Exceed) while at least
+// MinCurveStrangers distinct people reach it; beyond the last of them,
+// at TailExceed and TailLogit, the curve is exponential with scale
+// TailScale (the mean excess of the simulated levels over TailLogit, as
+// [VisitModel]'s tail).
 type GalleryCurve struct {
 	N int `json:"n"`
 	// Visits: calibration visits simulated; Galleries: random galleries
 	// per visit.
-	Visits    int         `json:"visits"`
-	Galleries int         `json:"galleries"`
-	Points    []TailPoint `json:"points"`
+	Visits     int         `json:"visits"`
+	Galleries  int         `json:"galleries"`
+	Points     []TailPoint `json:"points"`
+	TailExceed float64     `json:"tail_exceed"`
+	TailLogit  float64     `json:"tail_logit"`
+	TailScale  float64     `json:"tail_scale"`
 }
 
-// curveExceed are the per-visit FPIRs a fitted curve keeps.
+// curveExceed are the per-visit FPIRs a fitted curve may keep.
 var curveExceed = []float64{0.1, 0.05, 0.02, 0.01, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4}
 
-// MinCurveVisits is how many distinct calibration visits must reach a
-// curve point's threshold (in at least one of their random galleries) for
-// the point to be kept: below it the FPIR rests on too few strangers and
-// Threshold falls back to the independence model.
-const MinCurveVisits = 3
+// MinCurveStrangers is how many distinct calibration people must reach an
+// empirical point of a curve (in at least one visit and random gallery):
+// a false grant rate resting on fewer strangers is left to the fitted
+// tail.
+const MinCurveStrangers = 20
+
+// ErrFewStrangers is returned by [FitGalleryCurve] when not even its first
+// point rests on MinCurveStrangers people.
+var ErrFewStrangers = errors.New("decision: too few strangers reach the gallery curve")
 
 // FitGalleryCurve fits a curve from grant levels: levels[v][g] is, for
-// calibration visit v and its random gallery g, the highest threshold at
-// which the rule would grant the visit to someone (-Inf if at none, e.g.
-// when no look clears the margin). The FPIR at threshold t is the fraction
-// of levels ≥ t.
-func FitGalleryCurve(n int, levels [][]float64) (GalleryCurve, error) {
+// calibration visit v (of person stranger[v]) and its random gallery g,
+// the highest threshold at which the rule would grant the visit to
+// someone (-Inf if at none, e.g. when no look clears the margin). The
+// FPIR at threshold t is the fraction of levels ≥ t.
+func FitGalleryCurve(n int, levels [][]float64, stranger []int) (GalleryCurve, error) {
 	c := GalleryCurve{N: n, Visits: len(levels)}
-	if n < 1 || len(levels) == 0 || len(levels[0]) == 0 {
-		return c, fmt.Errorf("decision: fit gallery curve: N %d, %d visits", n, len(levels))
+	if n < 1 || len(levels) == 0 || len(levels[0]) == 0 || len(stranger) != len(levels) {
+		return c, fmt.Errorf("decision: fit gallery curve: N %d, %d visits, %d strangers", n, len(levels), len(stranger))
 	}
 	c.Galleries = len(levels[0])
-	// best[v]: visit v's highest level (it reaches every threshold up to it
-	// in some gallery).
+	// A person's highest level: they reach every threshold up to it.
+	type reach struct {
+		level float64
+		who   int
+	}
 	var all []float64
-	best := make([]float64, len(levels))
+	var best []reach
 	for v, ls := range levels {
 		if len(ls) != c.Galleries {
 			return c, fmt.Errorf("decision: fit gallery curve: visit %d has %d galleries, want %d", v, len(ls), c.Galleries)
 		}
-		best[v] = math.Inf(-1)
+		b := math.Inf(-1)
 		for _, l := range ls {
 			if math.IsNaN(l) || math.IsInf(l, 1) {
 				return c, fmt.Errorf("decision: fit gallery curve: level %v", l)
 			}
-			best[v] = math.Max(best[v], l)
+			b = math.Max(b, l)
 			if !math.IsInf(l, -1) {
 				all = append(all, l)
 			}
 		}
+		best = append(best, reach{b, stranger[v]})
 	}
 	sort.Sort(sort.Reverse(sort.Float64Slice(all)))
-	sort.Sort(sort.Reverse(sort.Float64Slice(best)))
+	strangers := func(t float64) int {
+		seen := map[int]bool{}
+		for _, r := range best {
+			if r.level >= t {
+				seen[r.who] = true
+			}
+		}
+		return len(seen)
+	}
 	total := float64(len(levels) * c.Galleries)
+	var pts []TailPoint
+	var ks []int
 	for _, e := range curveExceed {
 		// At most e of the pairs may reach the threshold: just above the
 		// (k+1)-th highest level.
@@ -71,15 +96,20 @@ func FitGalleryCurve(n int, levels [][]float64) (GalleryCurve, error) {
 			continue // the margin alone keeps the FPIR under e: no point
 		}
 		t := math.Nextafter(all[k], math.Inf(1))
-		reach := sort.Search(len(best), func(i int) bool { return best[i] < t })
-		if reach < MinCurveVisits {
+		if k == 0 || strangers(t) < MinCurveStrangers {
 			break
 		}
-		if len(c.Points) > 0 && t < c.Points[len(c.Points)-1].Logit {
-			t = c.Points[len(c.Points)-1].Logit
-		}
-		c.Points = append(c.Points, TailPoint{Exceed: e, Logit: t})
+		pts, ks = append(pts, TailPoint{Exceed: e, Logit: t}), append(ks, k)
 	}
+	if len(pts) == 0 {
+		return c, fmt.Errorf("%w: N %d, %d visits", ErrFewStrangers, n, len(levels))
+	}
+	last, k := pts[len(pts)-1], ks[len(ks)-1]
+	var excess float64
+	for _, l := range all[:k] {
+		excess += l - last.Logit
+	}
+	c.Points, c.TailExceed, c.TailLogit, c.TailScale = pts[:len(pts)-1], last.Exceed, last.Logit, excess/float64(k)
 	return c, c.Validate()
 }
 
@@ -88,76 +118,55 @@ func (c GalleryCurve) Validate() error {
 	if c.N < 1 || c.Visits < 1 || c.Galleries < 1 {
 		return fmt.Errorf("gallery curve N %d: %d visits, %d galleries", c.N, c.Visits, c.Galleries)
 	}
+	if !(c.TailExceed > 0 && c.TailExceed < 1) || !finite(c.TailLogit) || !finite(c.TailScale) || c.TailScale <= 0 {
+		return fmt.Errorf("gallery curve N %d: tail (%v, %v, scale %v)", c.N, c.TailExceed, c.TailLogit, c.TailScale)
+	}
 	prev := TailPoint{Exceed: 1, Logit: math.Inf(-1)}
-	for _, p := range c.Points {
+	for _, p := range append(append([]TailPoint(nil), c.Points...), TailPoint{Exceed: c.TailExceed, Logit: c.TailLogit}) {
 		if !(p.Exceed > 0 && p.Exceed < prev.Exceed) || !finite(p.Logit) || p.Logit < prev.Logit {
-			return fmt.Errorf("gallery curve N %d: point %+v: FPIR must fall and logit not fall", c.N, p)
+			return fmt.Errorf("gallery curve N %d: point %+v: FPIR must fall and logit not fall towards the tail", c.N, p)
 		}
 		prev = p
 	}
 	return nil
 }
 
-// at is the curve's threshold for FPIR fpir, log-linear between points; ok
-// is false below the lowest point's FPIR (too few strangers). Above the
-// first point the first point's logit is returned (the margin keeps the
-// FPIR lower there, or the curve starts at 0.1).
-func (c GalleryCurve) at(fpir float64) (float64, bool) {
-	if len(c.Points) == 0 || fpir < c.Points[len(c.Points)-1].Exceed {
-		return 0, false
+// at is the curve's threshold for FPIR fpir: log-linear between the
+// empirical points, exponential beyond the tail start; above the first
+// point, the first point's logit (the margin keeps the FPIR lower there,
+// or the curve starts at 0.1).
+func (c GalleryCurve) at(fpir float64) float64 {
+	if fpir <= c.TailExceed {
+		return c.TailLogit + c.TailScale*math.Log(c.TailExceed/fpir)
 	}
-	if fpir >= c.Points[0].Exceed {
-		return c.Points[0].Logit, true
+	pts := append(append([]TailPoint(nil), c.Points...), TailPoint{Exceed: c.TailExceed, Logit: c.TailLogit})
+	if fpir >= pts[0].Exceed {
+		return pts[0].Logit
 	}
-	for i := 1; i < len(c.Points); i++ {
-		lo, hi := c.Points[i-1], c.Points[i] // lo.Exceed > fpir ≥ hi.Exceed
+	for i := 1; i < len(pts); i++ {
+		lo, hi := pts[i-1], pts[i] // lo.Exceed > fpir ≥ hi.Exceed
 		if fpir >= hi.Exceed {
 			f := math.Log(lo.Exceed/fpir) / math.Log(lo.Exceed/hi.Exceed)
-			return lo.Logit + f*(hi.Logit-lo.Logit), true
+			return lo.Logit + f*(hi.Logit-lo.Logit)
 		}
 	}
-	return 0, false
+	return c.TailLogit
 }
 
 // curveThreshold is the simulated threshold for gallery size n: the curve
 // of that size, or linear in log N between the two neighbouring sizes; ok
-// is false outside the simulated sizes or below either curve's support.
+// is false outside the simulated sizes.
 func (v VisitModel) curveThreshold(n int, fpir float64) (float64, bool) {
 	cs := v.Galleries
 	for i := range cs {
 		if cs[i].N == n {
-			return cs[i].at(fpir)
+			return cs[i].at(fpir), true
 		}
 		if i > 0 && cs[i-1].N < n && n < cs[i].N {
-			a, okA := cs[i-1].at(fpir)
-			b, okB := cs[i].at(fpir)
-			if !okA || !okB {
-				return 0, false
-			}
+			a, b := cs[i-1].at(fpir), cs[i].at(fpir)
 			f := math.Log(float64(n)/float64(cs[i-1].N)) / math.Log(float64(cs[i].N)/float64(cs[i-1].N))
 			return a + f*(b-a), true
 		}
 	}
 	return 0, false
-}
-
-// curveSupport is the lowest FPIR the curves for size n support (both
-// neighbours when n falls between two sizes); 1 when none does.
-func (v VisitModel) curveSupport(n int) float64 {
-	lowest := func(c GalleryCurve) float64 {
-		if len(c.Points) == 0 {
-			return 1
-		}
-		return c.Points[len(c.Points)-1].Exceed
-	}
-	cs := v.Galleries
-	for i := range cs {
-		if cs[i].N == n {
-			return lowest(cs[i])
-		}
-		if i > 0 && cs[i-1].N < n && n < cs[i].N {
-			return math.Max(lowest(cs[i-1]), lowest(cs[i]))
-		}
-	}
-	return 1
 }

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -9,12 +10,15 @@ import (
 )
 
 // TestFitGalleryCurve: each point's threshold is exceeded by at most its
-// FPIR of the (visit, gallery) levels and sits at the level distribution's
-// quantile; points stop where fewer than MinCurveVisits visits reach them.
+// FPIR of the (visit, gallery) levels, sits at the level distribution's
+// quantile and is reached by MinCurveStrangers people or more; the
+// exponential tail beyond has the levels' scale.
 func TestFitGalleryCurve(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	levels := make([][]float64, 3000)
+	who := make([]int, len(levels))
 	for v := range levels {
+		who[v] = v / 3 // three visits per person
 		levels[v] = make([]float64, 40)
 		for g := range levels[v] {
 			levels[v][g] = rng.ExpFloat64() // P(level ≥ t) = e^{-t}
@@ -23,56 +27,61 @@ func TestFitGalleryCurve(t *testing.T) {
 			}
 		}
 	}
-	c, err := FitGalleryCurve(100, levels)
+	c, err := FitGalleryCurve(100, levels, who)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.N != 100 || c.Visits != 3000 || c.Galleries != 40 || len(c.Points) < 5 {
+	if c.N != 100 || c.Visits != 3000 || c.Galleries != 40 || len(c.Points) < 4 {
 		t.Fatalf("curve %+v", c)
 	}
-	for _, p := range c.Points {
-		n, reach := 0, 0
-		for _, ls := range levels {
-			r := false
+	// 3/4 of the galleries can grant: P = 0.75 e^{-t}.
+	want := func(e float64) float64 { return math.Log(0.75 / e) }
+	for _, p := range append(c.Points, TailPoint{Exceed: c.TailExceed, Logit: c.TailLogit}) {
+		n, seen := 0, map[int]bool{}
+		for v, ls := range levels {
 			for _, l := range ls {
 				if l >= p.Logit {
 					n++
-					r = true
+					seen[who[v]] = true
 				}
 			}
-			if r {
-				reach++
-			}
 		}
-		frac := float64(n) / float64(3000*40)
-		if frac > p.Exceed {
+		if frac := float64(n) / float64(3000*40); frac > p.Exceed {
 			t.Errorf("point %+v: %v of the levels reach it", p, frac)
 		}
-		// 3/4 of the galleries can grant: P = 0.75 e^{-t}.
-		if want := math.Log(0.75 / p.Exceed); p.Exceed >= 1e-3 && math.Abs(p.Logit-want) > 0.25 {
-			t.Errorf("point %+v: logit %v, want about %v", p, p.Logit, want)
+		if math.Abs(p.Logit-want(p.Exceed)) > 0.25 {
+			t.Errorf("point %+v: logit %v, want about %v", p, p.Logit, want(p.Exceed))
 		}
-		if reach < MinCurveVisits {
-			t.Errorf("point %+v: reached by %d visits", p, reach)
+		if len(seen) < MinCurveStrangers {
+			t.Errorf("point %+v: reached by %d people", p, len(seen))
 		}
 	}
-	// Only two strangers ever reach a high level: no point rests on them.
+	if math.Abs(c.TailScale-1) > 0.25 {
+		t.Errorf("tail scale %v, want about 1", c.TailScale)
+	}
+	if got := c.at(1e-6); math.Abs(got-want(1e-6)) > 1 {
+		t.Errorf("tail at 1e-6: %v, want about %v", got, want(1e-6))
+	}
+	// Only two people ever reach a level: no curve rests on them.
 	for v := range levels {
 		for g := range levels[v] {
 			levels[v][g] = math.Inf(-1)
-			if v < 2 {
+			if who[v] < 2 {
 				levels[v][g] = 5 + float64(g)/100
 			}
 		}
 	}
-	if c, err := FitGalleryCurve(100, levels); err != nil || len(c.Points) != 0 {
-		t.Errorf("two strangers: points %+v, err %v", c.Points, err)
+	if _, err := FitGalleryCurve(100, levels, who); !errors.Is(err, ErrFewStrangers) {
+		t.Errorf("two strangers: err %v", err)
 	}
-	if _, err := FitGalleryCurve(100, [][]float64{{1, 2}, {1}}); err == nil {
+	if _, err := FitGalleryCurve(100, [][]float64{{1, 2}, {1}}, []int{0, 1}); err == nil {
 		t.Error("ragged levels accepted")
 	}
-	if _, err := FitGalleryCurve(100, [][]float64{{1, math.NaN()}}); err == nil {
+	if _, err := FitGalleryCurve(100, [][]float64{{1, math.NaN()}}, []int{0}); err == nil {
 		t.Error("NaN level accepted")
+	}
+	if _, err := FitGalleryCurve(100, [][]float64{{1, 2}}, nil); err == nil {
+		t.Error("levels without their strangers accepted")
 	}
 }
 
@@ -80,8 +89,8 @@ func curveModel() VisitModel {
 	// Independence model: P(peak ≥ t) = 0.5 e^{-t/0.1} beyond t = 0.
 	return VisitModel{MaxFrames: 3, Samples: 1000, TailExceed: 0.5, TailLogit: 0, TailScale: 0.1, Margin: 0.5,
 		Galleries: []GalleryCurve{
-			{N: 10, Visits: 100, Galleries: 10, Points: []TailPoint{{0.1, 1}, {0.01, 2}, {1e-3, 3}}},
-			{N: 100, Visits: 100, Galleries: 10, Points: []TailPoint{{0.1, 2}, {0.01, 3}}},
+			{N: 10, Visits: 100, Galleries: 10, Points: []TailPoint{{0.1, 1}, {0.01, 2}}, TailExceed: 1e-3, TailLogit: 3, TailScale: 0.5},
+			{N: 100, Visits: 100, Galleries: 10, Points: []TailPoint{{0.1, 2}}, TailExceed: 0.01, TailLogit: 3, TailScale: 0.5},
 		}}
 }
 
@@ -100,12 +109,12 @@ func TestThresholdFromCurves(t *testing.T) {
 		{"on a point", 10, 0.01, 2},
 		{"log-linear in FPIR", 10, math.Sqrt(0.1 * 0.01), 1.5},
 		{"above the first point", 10, 0.5, 1},
-		{"second size", 100, 0.01, 3},
+		{"tail start", 100, 0.01, 3},
+		{"exponential tail", 10, 1e-4, 3 + 0.5*math.Log(10)},
 		{"log-linear in N", 32, 0.01, 2 + math.Log(3.2)/math.Log(10)},
+		{"log-linear in N, in the tails", 50, 1e-3, 3 + math.Log(5)/math.Log(10)*0.5*math.Log(10)},
 		{"below the smallest size: independence", 5, 0.01, ub(5, 0.01)},
 		{"above the largest size: independence", 1000, 0.01, ub(1000, 0.01)},
-		{"below the support: independence, not under the curve's last point", 10, 1e-5, math.Max(ub(10, 1e-5), 3)},
-		{"between sizes, below one's support", 50, 1e-3, math.Max(ub(50, 1e-3), 2+math.Log(5)/math.Log(10))},
 	} {
 		if got := v.Threshold(tc.n, tc.fpir); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: Threshold(%d, %g) = %v, want %v", tc.name, tc.n, tc.fpir, got, tc.want)
@@ -147,9 +156,14 @@ func TestCurvesValidateAndRoundTrip(t *testing.T) {
 		t.Error("a curve with rising FPIR accepted")
 	}
 	v = curveModel()
-	v.Galleries[1].Points[1].Logit = 1
+	v.Galleries[0].TailLogit = 1.5
 	if err := v.Validate(); err == nil {
-		t.Error("a curve with falling logit accepted")
+		t.Error("a curve whose tail starts below its last point accepted")
+	}
+	v = curveModel()
+	v.Galleries[1].TailScale = 0
+	if err := v.Validate(); err == nil {
+		t.Error("a curve with no tail scale accepted")
 	}
 	c := testCalibration()
 	c.Visits["dlib"] = curveModel()
@@ -185,7 +199,9 @@ func TestCurvesCorrelatedStrangers(t *testing.T) {
 	}
 	var peaks []float64
 	levels := make([][]float64, 4000)
+	who := make([]int, len(levels))
 	for v := range levels {
+		who[v] = v
 		shift := 0.8 * rng.NormFloat64()
 		for range 20 {
 			l := logits(shift)
@@ -203,7 +219,7 @@ func TestCurvesCorrelatedStrangers(t *testing.T) {
 	}
 	indep := vm.Threshold(n, fpir)
 	vm.Galleries = []GalleryCurve{}
-	cv, err := FitGalleryCurve(n, levels)
+	cv, err := FitGalleryCurve(n, levels, who)
 	if err != nil {
 		t.Fatal(err)
 	}

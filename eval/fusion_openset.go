@@ -46,6 +46,11 @@ type CalibratedPoint struct {
 	// does not hold them, so false grants are not independent events).
 	FalseVisitors []string `json:"false_visitors,omitempty"`
 	FPIR          float64  `json:"fpir"`
+	// FPIRMulti: FPIR of the non-mated visits with two or more frames
+	// (strangers with two or more photos), the visits closest to a door's
+	// visit of several looks; FPIR counts single-photo strangers too.
+	FPIRMulti        float64 `json:"fpir_multi_frame"`
+	FalseGrantsMulti int     `json:"false_grants_multi_frame"`
 	// FNIR: mated visits not granted to their own identity.
 	FNIR float64 `json:"fnir"`
 	// WrongGrants: mated visits granted to someone else; WrongPairs names
@@ -235,7 +240,7 @@ func half(name string) int {
 // identities.
 func (c FusionConfig) openSet(ctx context.Context, d *fusionData, fit *fusionFit) ([]OpenSetResult, *decision.Calibration, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 2))
-	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes), agg: c.Aggregate}
+	o := &openCtx{d: d, fit: fit, nIDs: len(d.names), frames: c.MaxFrames, tailExc: c.TailExceed, marginQ: c.MarginCost, calTrgtN: slices.Max(c.Sizes), agg: c.Aggregate, logCfg: c.Log}
 	o.tmpl = make([]int, o.nIDs)
 	for id, imgs := range d.byID {
 		o.tmpl[id] = imgs[rng.IntN(len(imgs))]
@@ -369,6 +374,9 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 			switch {
 			case !v.mated && bad:
 				p.FalseGrants++
+				if len(v.looks) > 1 {
+					p.FalseGrantsMulti++
+				}
 				if !slices.Contains(p.FalseVisitors, v.truth) {
 					p.FalseVisitors = append(p.FalseVisitors, v.truth)
 				}
@@ -383,6 +391,7 @@ func summarizeOpenSet(key string, n, trials int, visits []visit, models [2]decis
 			}
 		}
 		p.FPIR = float64(p.FalseGrants) / float64(max(res.NonMated, 1))
+		p.FPIRMulti = float64(p.FalseGrantsMulti) / float64(max(res.NonMatedMulti, 1))
 		p.FNIR = 1 - float64(right)/float64(max(res.Mated, 1))
 		p.MeanFrames = float64(frames) / float64(max(right, 1))
 		p.FNIRMulti = 1 - float64(rightMulti)/float64(max(res.MatedMulti, 1))
@@ -471,6 +480,7 @@ func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Ra
 		}
 	}
 	levels := make([][][]float64, len(sizes)) // [size][visit][gallery]
+	var who []int
 	for _, p := range ids {
 		imgs := o.d.byID[p]
 		visits := 3
@@ -478,6 +488,7 @@ func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Ra
 			visits = 1
 		}
 		for range visits {
+			who = append(who, p)
 			ev, err := o.visitEvidence(key, pick(rng, imgs, -1, o.frames), p)
 			if err != nil {
 				return nil, err
@@ -541,7 +552,11 @@ func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Ra
 	}
 	var curves []decision.GalleryCurve
 	for s, n := range sizes {
-		c, err := decision.FitGalleryCurve(n, levels[s])
+		c, err := decision.FitGalleryCurve(n, levels[s], who)
+		if errors.Is(err, decision.ErrFewStrangers) {
+			o.logCfg("fusion: no gallery curve for N=%d: %v", n, err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -112,9 +112,10 @@ func TestFusionRunSynthetic(t *testing.T) {
 			t.Errorf("calibration %s: %v", key, err)
 		}
 		// The rule simulated on random galleries of 10, 30 and 100 (the
-		// sizes under the 298 other identities), down to FPIR 1e-2 at least.
+		// sizes under the 298 other identities), empirical down to FPIR
+		// 2e-2 at least.
 		g := cal.Visits[key].Galleries
-		if len(g) != 3 || g[2].N != 100 || len(g[2].Points) == 0 || g[2].Points[len(g[2].Points)-1].Exceed > 1e-2 {
+		if len(g) != 3 || g[2].N != 100 || g[2].TailExceed > 0.02 {
 			t.Errorf("calibration %s: gallery curves %+v", key, g)
 		}
 	}
