@@ -466,10 +466,12 @@ const curveGalleries = 200
 const curveTop = 200
 
 // galleryCurves simulates the rule (margin included) on random galleries
-// of each of curveSizes: every person of ids visits (3 visits of up to
-// o.frames photos for people with two or more photos, one visit of the
-// one photo otherwise, as the evaluation's strangers do), against a
-// random gallery drawn from every other identity. The gallery is drawn by
+// of each of curveSizes: every person of ids with two or more photos
+// visits 3 times with up to o.frames of them, against a random gallery
+// drawn from every other identity. A stranger at a door gives several
+// looks, so the curves describe visits of several looks only: people
+// with a single photo (one look, fewer chances) would make the promise
+// hold for the evaluation's mix of visits rather than for the door's. The gallery is drawn by
 // keeping each other identity with probability N/(identities-1).
 func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Rand) ([]decision.GalleryCurve, error) {
 	others := o.nIDs - 1
@@ -483,11 +485,10 @@ func (o *openCtx) galleryCurves(key int, ids []int, margin float64, rng *rand.Ra
 	var who []int
 	for _, p := range ids {
 		imgs := o.d.byID[p]
-		visits := 3
 		if len(imgs) < 2 {
-			visits = 1
+			continue
 		}
-		for range visits {
+		for range 3 {
 			who = append(who, p)
 			ev, err := o.visitEvidence(key, pick(rng, imgs, -1, o.frames), p)
 			if err != nil {

@@ -111,11 +111,12 @@ func TestFusionRunSynthetic(t *testing.T) {
 		if _, err := cal.Threshold(key, 100, 1e-3); err != nil {
 			t.Errorf("calibration %s: %v", key, err)
 		}
-		// The rule simulated on random galleries of 10, 30 and 100 (the
-		// sizes under the 298 other identities), empirical down to FPIR
-		// 2e-2 at least.
+		// The rule simulated on random galleries of 10 and 30 at least
+		// (sizes under the 298 other identities; 100 only where 20
+		// distinct multi-photo strangers reach its points), empirical
+		// down to FPIR 2e-2 at least.
 		g := cal.Visits[key].Galleries
-		if len(g) != 3 || g[2].N != 100 || g[2].TailExceed > 0.02 {
+		if len(g) < 2 || g[0].N != 10 || g[1].N != 30 || g[0].TailExceed > 0.02 {
 			t.Errorf("calibration %s: gallery curves %+v", key, g)
 		}
 	}
