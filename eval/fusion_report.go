@@ -37,15 +37,15 @@ func (r *FusionReport) WriteTable(w io.Writer) error {
 			optPct(v.TARAtFAR3.TAR), v.AllImpostors, v.AllGenuine, 100*v.AllEER, optPct(v.AllFAR3.TAR), optPct(v.AllFMR4.FNMR))
 	}
 	fmt.Fprintf(w, "\nopen-set 1:N per visit (one-shot galleries, visits of up to %d photos, sequential rule of package decision)\n", r.MaxFrames)
-	fmt.Fprintln(w, "towers       N     galleries mated(multi) non-mated(multi) | target  thresholds      false grants  FPIR      FNIR (multi)      wrong  ambig. frames | swept: FNIR at FPIR")
+	fmt.Fprintln(w, "towers       N     galleries mated(multi) non-mated(multi) | target  thresholds      false grants  FPIR      FPIR multi (grants)  FNIR (multi)      wrong  ambig. frames | swept: FNIR at FPIR")
 	for _, o := range r.OpenSet {
 		for i, p := range o.Calibrated {
 			swept := "-"
 			if i < len(o.Swept) {
 				swept = fmt.Sprintf("%.2f%% at %.4f", 100*o.Swept[i].FNIR, o.Swept[i].FPIR)
 			}
-			fmt.Fprintf(w, "%-12s %-5d %-9d %5d(%4d)   %5d(%4d)      | %-7g %6.2f/%-6.2f  %5d         %.5f  %6.2f%% (%5.2f%%)  %5d  %5d  %.2f  | %s\n", o.Towers, o.N, o.Trials, o.Mated, o.MatedMulti, o.NonMated, o.NonMatedMulti,
-				p.Target, p.Thresholds[0], p.Thresholds[1], p.FalseGrants, p.FPIR, 100*p.FNIR, 100*p.FNIRMulti, p.WrongGrants, p.Ambiguous, p.MeanFrames, swept)
+			fmt.Fprintf(w, "%-12s %-5d %-9d %5d(%4d)   %5d(%4d)      | %-7g %6.2f/%-6.2f  %5d         %.5f   %.5f (%3d)      %6.2f%% (%5.2f%%)  %5d  %5d  %.2f  | %s\n", o.Towers, o.N, o.Trials, o.Mated, o.MatedMulti, o.NonMated, o.NonMatedMulti,
+				p.Target, p.Thresholds[0], p.Thresholds[1], p.FalseGrants, p.FPIR, p.FPIRMulti, p.FalseGrantsMulti, 100*p.FNIR, 100*p.FNIRMulti, p.WrongGrants, p.Ambiguous, p.MeanFrames, swept)
 		}
 	}
 	return nil
