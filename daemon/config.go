@@ -71,7 +71,7 @@ type ModelsConfig struct {
 	// EmbedFlip embeds each face and its mirror image with every tower
 	// (infer.Embedder.SetFlip); the calibration must have been fitted the
 	// same way (docs/accuracy.md, Flip test-time augmentation).
-	EmbedFlip bool `envconfig:"EMBED_FLIP" default:"false" desc:"embed each face and its mirror image and sum them (flip test-time augmentation): about twice the embedding time; only with a decision calibration fitted with it (docs/accuracy.md)"`
+	EmbedFlip bool `envconfig:"EMBED_FLIP" default:"false" desc:"embed each face and its mirror image and sum them (flip test-time augmentation): about twice the embedding time; refused unless the decision calibration was fitted with it (docs/accuracy.md)"`
 	// Calibration is the decision calibration (decision/): per-tower
 	// normalisation, fusion heads and per-visit impostor models.
 	Calibration    string  `envconfig:"CALIBRATION" desc:"decision calibration file (default: decision.json in FACEGATE_MODELS_DIR)"`

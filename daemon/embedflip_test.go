@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/facegate/facegate/infer"
@@ -25,19 +27,37 @@ func TestEmbedFlipConfig(t *testing.T) {
 	if !c.ModelsConfig.EmbedFlip {
 		t.Fatal("FACEGATE_EMBED_FLIP=true not read")
 	}
+	// The calibration says how it was fitted: a mismatch refuses to start
+	// (the head and thresholds would not hold), a match reaches every
+	// tower, and flipped templates are stored under their own version.
 	for _, flip := range []bool{false, true} {
-		cfg := ModelsConfig{Dir: filepath.Dir(infer.TestModelDir(t, "dlib-resnet-v1")), Embedders: []string{"dlib-resnet-v1", "sface-2021dec"}, EmbedFlip: flip}
-		towers, models, err := LoadTowers(cfg, testCalibration(), infer.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tw := range towers {
-			if tw.Emb.Flip() != flip {
-				t.Errorf("EmbedFlip %v: tower %s has flip %v", flip, tw.Name(), tw.Emb.Flip())
+		for _, calFlip := range []bool{false, true} {
+			cal := testCalibration()
+			for i := range cal.Towers {
+				cal.Towers[i].Flip = calFlip
 			}
-		}
-		for _, m := range models {
-			m.Close()
+			cfg := ModelsConfig{Dir: filepath.Dir(infer.TestModelDir(t, "dlib-resnet-v1")), Embedders: []string{"dlib-resnet-v1", "sface-2021dec"}, EmbedFlip: flip}
+			towers, models, err := LoadTowers(cfg, cal, infer.Options{})
+			if flip != calFlip {
+				if !errors.Is(err, ErrFlipMismatch) || !strings.Contains(err.Error(), "FACEGATE_EMBED_FLIP") {
+					t.Errorf("flip %v with a calibration fitted with %v: %v, want ErrFlipMismatch naming FACEGATE_EMBED_FLIP", flip, calFlip, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tw := range towers {
+				if tw.Emb.Flip() != flip {
+					t.Errorf("EmbedFlip %v: tower %s has flip %v", flip, tw.Name(), tw.Emb.Flip())
+				}
+				if got := strings.HasSuffix(tw.Store.Version, "+flip"); got != flip {
+					t.Errorf("EmbedFlip %v: templates stored as version %q", flip, tw.Store.Version)
+				}
+			}
+			for _, m := range models {
+				m.Close()
+			}
 		}
 	}
 }

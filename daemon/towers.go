@@ -76,6 +76,10 @@ func calTower(cal *decision.Calibration, model string) (decision.Tower, bool) {
 	return decision.Tower{}, false
 }
 
+// ErrFlipMismatch: FACEGATE_EMBED_FLIP differs from how the decision
+// calibration was fitted.
+var ErrFlipMismatch = errors.New("embedding flip does not match the calibration")
+
 // LoadTowers loads the embedders named in cfg.Embedders, refusing
 // untrained weights unless allowed and models the calibration does not
 // cover. The caller closes the returned models.
@@ -113,7 +117,16 @@ func LoadTowers(cfg ModelsConfig, cal *decision.Calibration, opts infer.Options)
 		if !ok {
 			return fail(fmt.Errorf("FACEGATE_EMBEDDERS: %w: %s", decision.ErrUnknownTowers, man.Name))
 		}
-		towers = append(towers, &Tower{Emb: emb, Store: store.Model{Name: man.Name, Version: man.Version}, Scorer: sc, Norm: norm})
+		if norm.Flip != cfg.EmbedFlip {
+			return fail(fmt.Errorf("%w: FACEGATE_EMBED_FLIP=%v but the decision calibration's tower %s was fitted with flip %v; its head and thresholds would not hold: set FACEGATE_EMBED_FLIP=%v or use a calibration fitted the same way (facegate eval -fusion -flip -decision-out)", ErrFlipMismatch, cfg.EmbedFlip, man.Name, norm.Flip, norm.Flip))
+		}
+		version := man.Version
+		if cfg.EmbedFlip {
+			// Templates embedded without flip are not comparable: the
+			// gallery treats them as another model's (re-enrol).
+			version += "+flip"
+		}
+		towers = append(towers, &Tower{Emb: emb, Store: store.Model{Name: man.Name, Version: version}, Scorer: sc, Norm: norm})
 	}
 	if len(towers) == 0 {
 		return fail(errors.New("FACEGATE_EMBEDDERS: no embedder"))

@@ -22,7 +22,11 @@ type Tower struct {
 	// Model is the model's directory name, e.g. "dlib-resnet-v1".
 	Model string `json:"model"`
 	// Metric is Cosine (higher is better) or Euclidean (lower is better).
-	Metric       string  `json:"metric"`
+	Metric string `json:"metric"`
+	// Flip: the tower's scores were measured with flip test-time
+	// augmentation (infer.Embedder.SetFlip); the daemon must embed the
+	// same way for the head and thresholds to hold.
+	Flip         bool    `json:"flip,omitempty"`
 	ImpostorMean float64 `json:"impostor_mean"`
 	ImpostorStd  float64 `json:"impostor_std"`
 }

@@ -21,6 +21,7 @@ type TowerEmbeddings struct {
 	Model      string // model directory name: "dlib-resnet-v1"
 	Label      string // "NAME VERSION" for reports
 	Metric     string // KindCosine or KindEuclidean
+	Flip       bool   // embedded with flip test-time augmentation
 	Embeddings map[string]Embedding
 }
 

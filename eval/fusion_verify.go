@@ -154,7 +154,7 @@ func (c FusionConfig) verification(ctx context.Context, d *fusionData) ([]Fusion
 				return nil, errors.New("fusion: no impostor pairs to normalise on")
 			}
 			mean := s / float64(n)
-			out[t] = decision.Tower{Name: tw.Name, Model: tw.Model, Metric: tw.Metric, ImpostorMean: mean, ImpostorStd: math.Sqrt(ss/float64(n) - mean*mean)}
+			out[t] = decision.Tower{Name: tw.Name, Model: tw.Model, Metric: tw.Metric, Flip: tw.Flip, ImpostorMean: mean, ImpostorStd: math.Sqrt(ss/float64(n) - mean*mean)}
 		}
 		return out, nil
 	}

@@ -93,7 +93,7 @@ func runFusion(ctx context.Context, f *fusionFlags, mf modelFlags, root string, 
 		if f.flip {
 			label += " flip"
 		}
-		cfg.Towers = append(cfg.Towers, eval.TowerEmbeddings{Name: name, Model: filepath.Base(model), Label: label, Metric: string(man.Metric), Embeddings: res})
+		cfg.Towers = append(cfg.Towers, eval.TowerEmbeddings{Name: name, Model: filepath.Base(model), Label: label, Metric: string(man.Metric), Flip: f.flip, Embeddings: res})
 		closeModels()
 	}
 	if cfg.LFW, err = readPairs(f.lfw); err != nil {
