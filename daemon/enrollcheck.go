@@ -93,7 +93,8 @@ func (s *Service) checkEnrollment(id string, op mqtt.EnrollOp, embs []TowerEmbed
 // may exceed the threshold with probability at most
 // 1 − (1 − rate)^(1/(others·visits)), so that a request of someone not
 // enrolled is refused as a duplicate with probability at most rate
-// (decision.Calibration.Threshold).
+// (decision.Calibration.PeakThreshold: no margin, so not the gallery
+// curves of the live rule).
 //
 // visits is the number of photos, unless the calibration's impostor model
 // is of the visit's highest logit (aggregate max): it is then fitted on a
@@ -110,14 +111,14 @@ func (r enrollRule) duplicateThreshold(key string, others, photos int) (float64,
 		looks = v.MaxFrames
 	}
 	visits := (max(photos, 1) + looks - 1) / looks
-	return r.fusion.cal.Threshold(key, max(others, 1)*visits, r.dupRate)
+	return r.fusion.cal.PeakThreshold(key, max(others, 1)*visits, r.dupRate)
 }
 
 // pairThreshold is the fused-logit threshold of one conflict comparison
 // scored with towers key: two different people exceed it with probability
 // at most pairFMR.
 func (r enrollRule) pairThreshold(key string) (float64, error) {
-	return r.fusion.cal.Threshold(key, 1, r.pairFMR)
+	return r.fusion.cal.PeakThreshold(key, 1, r.pairFMR)
 }
 
 // fused is the fused logit of raw scores (one per tower, NaN where a side

@@ -320,15 +320,6 @@ func (c *Calibration) Threshold(key string, n int, fpir float64) (float64, error
 	return v.Threshold(n, fpir), nil
 }
 
-// Threshold is [Calibration.Threshold] for this visit model; n ≥ 1 and
-// fpir in (0, 1) are the caller's to check.
-func (v VisitModel) Threshold(n int, fpir float64) float64 {
-	if t, ok := v.curveThreshold(n, fpir); ok {
-		return t
-	}
-	return v.Quantile(PerIdentity(n, fpir))
-}
-
 // PerIdentity is the per-identity exceedance q = 1 − (1 − fpir)^(1/n)
 // that gives a per-visit FPIR of fpir over n independent identities.
 func PerIdentity(n int, fpir float64) float64 {
@@ -379,6 +370,18 @@ func (c *Calibration) Margin(key string) (float64, error) {
 		return 0, fmt.Errorf("%w: %q (have %v)", ErrUnknownTowers, key, c.keys())
 	}
 	return v.Margin, nil
+}
+
+// PeakThreshold is the independence model's threshold for a check that
+// applies no margin (enrolment's duplicate and conflict checks): the peak
+// evidence of any of n identities exceeds it with probability at most
+// fpir. The gallery curves are not used: they model the rule with its
+// margin, which such a check does not have.
+func (c *Calibration) PeakThreshold(key string, n int, fpir float64) (float64, error) {
+	if _, err := c.Threshold(key, n, fpir); err != nil {
+		return 0, err
+	}
+	return c.Visits[key].Quantile(PerIdentity(n, fpir)), nil
 }
 
 // Rule is the sequential rule for a towers key, gallery size and target

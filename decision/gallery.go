@@ -155,18 +155,54 @@ func (c GalleryCurve) at(fpir float64) float64 {
 
 // curveThreshold is the simulated threshold for gallery size n: the curve
 // of that size, or linear in log N between the two neighbouring sizes; ok
-// is false outside the simulated sizes.
+// is false outside the simulated sizes. A larger gallery only adds chances
+// for a stranger, so the threshold of a smaller size is never above it:
+// where the simulation's noise (margin-dominated curves) would make it
+// fall as N grows, the highest threshold of the sizes up to n is kept.
 func (v VisitModel) curveThreshold(n int, fpir float64) (float64, bool) {
 	cs := v.Galleries
+	t, ok := 0.0, false
 	for i := range cs {
 		if cs[i].N == n {
-			return cs[i].at(fpir), true
+			t, ok = cs[i].at(fpir), true
+			break
 		}
 		if i > 0 && cs[i-1].N < n && n < cs[i].N {
 			a, b := cs[i-1].at(fpir), cs[i].at(fpir)
 			f := math.Log(float64(n)/float64(cs[i-1].N)) / math.Log(float64(cs[i].N)/float64(cs[i-1].N))
-			return a + f*(b-a), true
+			t, ok = a+f*(b-a), true
+			break
 		}
 	}
-	return 0, false
+	if !ok {
+		return 0, false
+	}
+	for _, c := range cs {
+		if c.N <= n {
+			t = math.Max(t, c.at(fpir))
+		}
+	}
+	return t, true
+}
+
+// Threshold is [Calibration.Threshold] for this visit model; n ≥ 1 and
+// fpir in (0, 1) are the caller's to check. Within the simulated sizes
+// it is the gallery curves' threshold; outside them the independence
+// model's, but never below the curves' threshold of a smaller size (a
+// larger gallery) nor above that of a larger simulated size (a smaller
+// gallery: FPIR only grows with N).
+func (v VisitModel) Threshold(n int, fpir float64) float64 {
+	if t, ok := v.curveThreshold(n, fpir); ok {
+		return t
+	}
+	t := v.Quantile(PerIdentity(n, fpir))
+	if len(v.Galleries) == 0 {
+		return t
+	}
+	first, last := v.Galleries[0], v.Galleries[len(v.Galleries)-1]
+	if n < first.N {
+		return math.Min(t, first.at(fpir))
+	}
+	hi, _ := v.curveThreshold(last.N, fpir)
+	return math.Max(t, hi)
 }

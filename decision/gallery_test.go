@@ -113,8 +113,8 @@ func TestThresholdFromCurves(t *testing.T) {
 		{"exponential tail", 10, 1e-4, 3 + 0.5*math.Log(10)},
 		{"log-linear in N", 32, 0.01, 2 + math.Log(3.2)/math.Log(10)},
 		{"log-linear in N, in the tails", 50, 1e-3, 3 + math.Log(5)/math.Log(10)*0.5*math.Log(10)},
-		{"below the smallest size: independence", 5, 0.01, ub(5, 0.01)},
-		{"above the largest size: independence", 1000, 0.01, ub(1000, 0.01)},
+		{"below the smallest size: independence, capped by the smallest size's curve", 5, 0.01, math.Min(ub(5, 0.01), 2)},
+		{"above the largest size: independence, at least the largest size's curve", 1000, 0.01, math.Max(ub(1000, 0.01), 3)},
 	} {
 		if got := v.Threshold(tc.n, tc.fpir); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: Threshold(%d, %g) = %v, want %v", tc.name, tc.n, tc.fpir, got, tc.want)
@@ -132,15 +132,51 @@ func TestThresholdFromCurves(t *testing.T) {
 			prev = th
 		}
 	}
-	for _, f := range []float64{0.1, 0.01} {
+	for _, f := range []float64{0.1, 0.01, 1e-3} {
 		prev := math.Inf(-1)
-		for _, n := range []int{10, 20, 50, 100} {
+		for _, n := range []int{2, 5, 10, 20, 50, 100, 200, 1000, 100000} {
 			th := v.Threshold(n, f)
 			if th < prev {
 				t.Errorf("FPIR %g: threshold %v at N=%d below the smaller gallery's %v", f, th, n, prev)
 			}
 			prev = th
 		}
+	}
+}
+
+// TestPeakThresholdIgnoresCurves: the margin-free checks get the
+// independence model even where gallery curves exist.
+func TestPeakThresholdIgnoresCurves(t *testing.T) {
+	c := &Calibration{Visits: map[string]VisitModel{"a": curveModel()}}
+	for _, n := range []int{1, 10, 32, 100, 1000} {
+		got, err := c.PeakThreshold("a", n, 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := c.Visits["a"]
+		if want := v.Quantile(PerIdentity(n, 0.01)); got != want {
+			t.Errorf("PeakThreshold(%d) = %v, want the independence model's %v", n, got, want)
+		}
+	}
+	if _, err := c.PeakThreshold("b", 10, 0.01); err == nil {
+		t.Error("unknown towers accepted")
+	}
+}
+
+// TestThresholdMonotoneInN: a noisy, margin-dominated curve of a larger
+// gallery that falls below a smaller gallery's never lowers the threshold
+// (a larger gallery only adds chances for a stranger).
+func TestThresholdMonotoneInN(t *testing.T) {
+	v := curveModel()
+	v.Galleries[1].Points = []TailPoint{{0.1, 0.5}} // N=100 below N=10 at FPIR 0.1
+	if err := v.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := v.Threshold(100, 0.1), v.Threshold(10, 0.1); got != want || want != 1 {
+		t.Errorf("Threshold(100, 0.1) = %v, want N=10's %v (= 1)", got, want)
+	}
+	if got := v.Threshold(30, 0.1); got != 1 {
+		t.Errorf("Threshold(30, 0.1) = %v, want 1", got)
 	}
 }
 
