@@ -33,7 +33,7 @@ var anyTFLine = regexp.MustCompile(`(?m)^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [
 
 // TestTensorFlowQuiet runs a process that loads a real SavedModel, as
 // facegate does, and reads its stderr: nothing by default, TensorFlow's
-// chatter (oneDNN, SavedModel loading, abseil's MLIR line) at debug level.
+// chatter (SavedModel loading, abseil's MLIR line, oneDNN where the CPU has it on) at debug level.
 func TestTensorFlowQuiet(t *testing.T) {
 	dir := TestModelDir(t, "test-tiny")
 	var base []string
@@ -51,7 +51,10 @@ func TestTensorFlowQuiet(t *testing.T) {
 	}{
 		{name: "default", level: "2"},
 		{name: "debug", env: []string{"FACEGATE_LOG_LEVEL=debug"}, level: "", chatty: true,
-			wantLines: []string{"oneDNN custom operations are on", "Reading SavedModel from", "MLIR V1 optimization pass is not enabled"}},
+			// Not "oneDNN custom operations are on": TensorFlow prints it
+			// only where it turns oneDNN on by default, which depends on
+			// the CPU (absent on a 2-core AMD EPYC VM without AVX-512).
+			wantLines: []string{"Reading SavedModel from", "MLIR V1 optimization pass is not enabled"}},
 		{name: "info", env: []string{"FACEGATE_LOG_LEVEL=info"}, level: "2"},
 		{name: "tf-warning", env: []string{TFLogLevelEnv + "=1"}, level: "1"},
 		{name: "tf-info", env: []string{TFLogLevelEnv + "=0"}, level: "0", chatty: true, wantLines: []string{"Reading SavedModel from"}},
