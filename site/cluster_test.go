@@ -118,14 +118,18 @@ func TestReplication(t *testing.T) {
 	}
 
 	var enrol, remove []time.Duration
+	var last uint64
 	publish := func(c *Change, into *[]time.Duration) {
 		t0 := time.Now()
 		seq, err := pub.Publish(ctx, c)
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = seq
 		for _, g := range gates[1:] {
-			waitFor(t, 10*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool { return g.applied() >= seq })
+			// OnApplied runs just after Applied() moves: wait for the
+			// time it records, not the counter, or the latency reads 0.
+			waitFor(t, 10*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool { _, ok := g.at(seq); return ok })
 			at, _ := g.at(seq)
 			*into = append(*into, at.Sub(t0))
 		}
@@ -138,8 +142,10 @@ func TestReplication(t *testing.T) {
 		publish(f.change(t, "a", OpRemove, fmt.Sprintf("p%03d", i), "", i, time.Now()), &remove)
 	}
 	// Two more templates for one person, in order.
-	publish(f.change(t, "a", OpAdd, "p100", "", 1000, time.Now()), &enrol)
-	publish(f.change(t, "a", OpAdd, "p100", "", 1001, time.Now()), &enrol)
+	add1 := f.change(t, "a", OpAdd, "p100", "", 1000, time.Now())
+	add2 := f.change(t, "a", OpAdd, "p100", "", 1001, time.Now())
+	publish(add1, &enrol)
+	publish(add2, &enrol)
 
 	p95e, p95r := percentile(enrol, 0.95), percentile(remove, 0.95)
 	t.Logf("publish→applied at b and c: enrol p50 %s p95 %s max %s (n=%d); remove p95 %s (n=%d)",
@@ -147,14 +153,17 @@ func TestReplication(t *testing.T) {
 	if p95e > time.Second || p95r > time.Second {
 		t.Errorf("replication p95 enrol %s remove %s, want ≤ 1 s", p95e, p95r)
 	}
+	// Latency is measured at b and c; gate a applies the same stream on
+	// its own consumer and may still be a change behind (seen in CI).
+	waitFor(t, 10*time.Second, fmt.Sprintf("gate a to apply %d", last), func() bool { return gates[0].applied() >= last })
 	want := gates[0].applier.(*MemApplier).People()
 	if len(want) != people-20 {
 		t.Fatalf("gate a has %d people, want %d", len(want), people-20)
 	}
 	if n := len(want["p100"].Sealed); n != 3 {
-		t.Errorf("p100 has %d template sets, want 3", n)
+		t.Fatalf("p100 has %d template sets, want 3", n)
 	}
-	if !slices.Equal(want["p100"].Changes[1:], []string{want["p100"].Changes[1], want["p100"].Changes[2]}) {
+	if ch := want["p100"].Changes; len(ch) != 3 || !slices.Equal(ch[1:], []string{add1.ID, add2.ID}) {
 		t.Error("changes out of order")
 	}
 	for _, g := range gates[1:] {
