@@ -75,20 +75,17 @@ func readVGGFaceReference(t *testing.T, modelDir string) *vggfaceReference {
 // largest absolute difference; it fails on any shape mismatch.
 func maxDiff(t *testing.T, what string, got infer.Float32Batch, want [][]float64) float64 {
 	t.Helper()
-	if got.Rows() != len(want) || len(want) == 0 || got.RowLen() != len(want[0]) {
-		t.Fatalf("%s: shape %v, want [%d %d]", what, got.Shape, len(want), len(want[0]))
-	}
-	worst := 0.0
-	for i, row := range want {
-		for j, w := range row {
-			worst = math.Max(worst, math.Abs(float64(got.Row(i)[j])-w))
-		}
-	}
-	return worst
+	return maxDiffOf(t, what, got, want, func(x float64) float64 { return x })
 }
 
 // maxSqDiff is maxDiff on the squares of got and want.
 func maxSqDiff(t *testing.T, what string, got infer.Float32Batch, want [][]float64) float64 {
+	t.Helper()
+	return maxDiffOf(t, what, got, want, func(x float64) float64 { return x * x })
+}
+
+// maxDiffOf is the largest |f(got) - f(want)| over every element.
+func maxDiffOf(t *testing.T, what string, got infer.Float32Batch, want [][]float64, f func(float64) float64) float64 {
 	t.Helper()
 	if got.Rows() != len(want) || len(want) == 0 || got.RowLen() != len(want[0]) {
 		t.Fatalf("%s: shape %v, want [%d %d]", what, got.Shape, len(want), len(want[0]))
@@ -96,8 +93,7 @@ func maxSqDiff(t *testing.T, what string, got infer.Float32Batch, want [][]float
 	worst := 0.0
 	for i, row := range want {
 		for j, w := range row {
-			g := float64(got.Row(i)[j])
-			worst = math.Max(worst, math.Abs(g*g-w*w))
+			worst = math.Max(worst, math.Abs(f(float64(got.Row(i)[j]))-f(w)))
 		}
 	}
 	return worst

@@ -129,8 +129,12 @@ func TestReplication(t *testing.T) {
 		for _, g := range gates[1:] {
 			// OnApplied runs just after Applied() moves: wait for the
 			// time it records, not the counter, or the latency reads 0.
-			waitFor(t, 10*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool { _, ok := g.at(seq); return ok })
-			at, _ := g.at(seq)
+			var at time.Time
+			waitFor(t, 10*time.Second, fmt.Sprintf("gate %s to apply %d", g.id, seq), func() bool {
+				var ok bool
+				at, ok = g.at(seq)
+				return ok
+			})
 			*into = append(*into, at.Sub(t0))
 		}
 	}
