@@ -307,17 +307,27 @@ func (c *Calibration) keys() []string {
 // q = 1 − (1 − fpir)^(1/n) (≈ fpir/n), and the threshold is the visit
 // model's quantile at q.
 func (c *Calibration) Threshold(key string, n int, fpir float64) (float64, error) {
-	v, ok := c.Visits[key]
-	if !ok {
-		return 0, fmt.Errorf("%w: %q (have %v)", ErrUnknownTowers, key, c.keys())
-	}
-	if n < 1 {
-		return 0, fmt.Errorf("decision: threshold for a gallery of %d: need at least one identity", n)
-	}
-	if !(fpir > 0 && fpir < 1) {
-		return 0, fmt.Errorf("decision: target FPIR %v must be in (0, 1)", fpir)
+	v, err := c.thresholdModel(key, n, fpir)
+	if err != nil {
+		return 0, err
 	}
 	return v.Threshold(n, fpir), nil
+}
+
+// thresholdModel is the visit model of a towers key, once n and fpir are
+// known to be a gallery size and a rate a threshold can be given for.
+func (c *Calibration) thresholdModel(key string, n int, fpir float64) (VisitModel, error) {
+	v, ok := c.Visits[key]
+	if !ok {
+		return VisitModel{}, fmt.Errorf("%w: %q (have %v)", ErrUnknownTowers, key, c.keys())
+	}
+	if n < 1 {
+		return VisitModel{}, fmt.Errorf("decision: threshold for a gallery of %d: need at least one identity", n)
+	}
+	if !(fpir > 0 && fpir < 1) {
+		return VisitModel{}, fmt.Errorf("decision: target FPIR %v must be in (0, 1)", fpir)
+	}
+	return v, nil
 }
 
 // PerIdentity is the per-identity exceedance q = 1 − (1 − fpir)^(1/n)
@@ -378,10 +388,11 @@ func (c *Calibration) Margin(key string) (float64, error) {
 // fpir. The gallery curves are not used: they model the rule with its
 // margin, which such a check does not have.
 func (c *Calibration) PeakThreshold(key string, n int, fpir float64) (float64, error) {
-	if _, err := c.Threshold(key, n, fpir); err != nil {
+	v, err := c.thresholdModel(key, n, fpir)
+	if err != nil {
 		return 0, err
 	}
-	return c.Visits[key].Quantile(PerIdentity(n, fpir)), nil
+	return v.Quantile(PerIdentity(n, fpir)), nil
 }
 
 // Rule is the sequential rule for a towers key, gallery size and target
